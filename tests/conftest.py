@@ -1,0 +1,3 @@
+"""Shared fixtures: each service fixture lives in tests/fixtures/ and is loaded here."""
+
+pytest_plugins: list[str] = []
