@@ -1,0 +1,325 @@
+"""The event contracts: one pydantic v2 model per topic payload.
+
+Every event carries ``schema_version`` and an ``event_id``; events about an image carry its
+``image_id``. Arrays (pixels, masks) are not part of the JSON metadata: :mod:`schemas.codec` frames
+them as compressed binary next to it, so these models hold them as numpy arrays that never pass
+through JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "BlobRef",
+    "DataSelection",
+    "DeadLetter",
+    "DriftEvent",
+    "Event",
+    "FingerprintEvent",
+    "ImageEvent",
+    "ImageStats",
+    "LabelEvent",
+    "ModelPublished",
+    "ObjectMeasurement",
+    "PredictionEvent",
+    "RetrainRequest",
+    "TrainingRunEvent",
+    "utcnow",
+]
+
+SCHEMA_VERSION: Literal[1] = 1
+
+PixelDType = Literal["uint8", "uint16", "float32"]
+MaskDType = Literal["uint8", "uint16", "int32"]
+
+# Refuse images whose header claims more pixels than any instrument we serve produces: a
+# 16k x 16k claim would otherwise make a worker allocate gigabytes before noticing.
+MAX_PIXELS = 64 * 1024 * 1024
+MAX_CHANNELS = 16
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; everything is stored in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_aware)]
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be finite (no NaN or Inf)")
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Event(BaseModel):
+    """Base of every event: versioned, identified, strict about unknown fields and non-finite numbers."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        arbitrary_types_allowed=True,
+        allow_inf_nan=False,
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+    )
+    #: fields that hold arrays/bytes framed outside the JSON metadata by the codec
+    binary_fields: ClassVar[tuple[str, ...]] = ()
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+
+
+class BlobRef(BaseModel):
+    """A claim-check reference: where the bytes are and how to know they are the right ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str = Field(min_length=1, max_length=2048)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+def _check_array(name: str, array: np.ndarray | None, dtypes: tuple[str, ...]) -> None:
+    if array is None:
+        return
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array")
+    if array.dtype.name not in dtypes:
+        raise ValueError(f"{name} dtype {array.dtype.name} not one of {dtypes}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty")
+
+
+class ImageEvent(Event):
+    """An acquired image, inline (compressed by the codec) or by claim-check reference."""
+
+    binary_fields: ClassVar[tuple[str, ...]] = ("pixels",)
+
+    image_id: Id
+    instrument_id: Id
+    acquired_at: UtcDateTime
+    experiment: str | None = None
+    plate: str | None = None
+    well: str | None = None
+    pixel_size_um: Finite | None = Field(default=None, gt=0)
+    shape: tuple[int, ...]
+    dtype: PixelDType
+    channels: list[str] = Field(default_factory=lambda: ["gray"])
+    pixels: np.ndarray | None = None
+    blob: BlobRef | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImageEvent:
+        if len(self.shape) not in (2, 3):
+            raise ValueError(f"shape {self.shape} must be (H, W) or (H, W, C)")
+        if any(d <= 0 for d in self.shape):
+            raise ValueError(f"shape {self.shape} has an empty dimension")
+        if math.prod(self.shape[:2]) > MAX_PIXELS:
+            raise ValueError(f"shape {self.shape} exceeds {MAX_PIXELS} pixels")
+        n_channels = self.shape[2] if len(self.shape) == 3 else 1
+        if n_channels > MAX_CHANNELS:
+            raise ValueError(f"{n_channels} channels exceed {MAX_CHANNELS}")
+        if len(self.channels) != n_channels:
+            raise ValueError(f"channels {self.channels} do not match shape {self.shape}")
+        if (self.pixels is None) == (self.blob is None):
+            raise ValueError("exactly one of pixels (inline) or blob (claim check) must be set")
+        if self.pixels is not None:
+            _check_array("pixels", self.pixels, ("uint8", "uint16", "float32"))
+            if tuple(self.pixels.shape) != tuple(self.shape):
+                raise ValueError(f"pixels shape {self.pixels.shape} != declared shape {self.shape}")
+            if self.pixels.dtype.name != self.dtype:
+                raise ValueError(f"pixels dtype {self.pixels.dtype.name} != declared dtype {self.dtype}")
+            if self.pixels.dtype.kind == "f" and not np.isfinite(self.pixels).all():
+                raise ValueError("pixels contain NaN or Inf")
+        return self
+
+
+class LabelEvent(Event):
+    """An annotator's instance mask for an image (0 = background). Arrives late and rarely."""
+
+    binary_fields: ClassVar[tuple[str, ...]] = ("mask",)
+
+    image_id: Id
+    instrument_id: Id
+    annotator: str = Field(min_length=1)
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+    mask: np.ndarray | None = None
+    mask_blob: BlobRef | None = None
+
+    @model_validator(mode="after")
+    def _one_mask(self) -> LabelEvent:
+        if (self.mask is None) == (self.mask_blob is None):
+            raise ValueError("exactly one of mask (inline) or mask_blob (claim check) must be set")
+        _check_array("mask", self.mask, ("uint8", "uint16", "int32"))
+        if self.mask is not None and self.mask.ndim != 2:
+            raise ValueError(f"mask must be 2-D, got shape {self.mask.shape}")
+        return self
+
+
+class ImageStats(BaseModel):
+    """Cheap statistics of the raw intensities, computed before any normalisation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    p01: float
+    p50: float
+    p99: float
+    mean: float
+    std: float
+    focus: float
+    noise: float
+    saturation_fraction: float = Field(ge=0, le=1)
+
+
+class FingerprintEvent(Event):
+    image_id: Id
+    instrument_id: Id
+    acquired_at: UtcDateTime
+    encoder_version: str
+    latent: list[float] = Field(min_length=1, max_length=4096)
+    reconstruction_error: float = Field(ge=0)
+    stats: ImageStats
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+
+
+class ObjectMeasurement(BaseModel):
+    """One segmented micro-object's quantitative characteristics."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    label: int = Field(ge=1)
+    area: float = Field(ge=0)
+    perimeter: float = Field(ge=0)
+    eccentricity: float = Field(ge=0, le=1)
+    mean_intensity: float
+    centroid_y: float
+    centroid_x: float
+
+
+class PredictionEvent(Event):
+    image_id: Id
+    instrument_id: Id
+    acquired_at: UtcDateTime
+    model_version: str
+    mask: BlobRef
+    object_count: int = Field(ge=0)
+    foreground_fraction: float = Field(ge=0, le=1)
+    mean_confidence: float = Field(ge=0, le=1)
+    entropy: float = Field(ge=0)
+    latency_ms: float = Field(ge=0)
+    objects: list[ObjectMeasurement] = Field(default_factory=list)
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+
+
+class DriftEvent(Event):
+    detector: str
+    signal: str
+    instrument_id: Id
+    model_version: str
+    statistic: float
+    threshold: float
+    window: int = Field(ge=0)
+    first_seen_at: UtcDateTime
+    detected_at: UtcDateTime = Field(default_factory=utcnow)
+    evidence: list[str] = Field(default_factory=list)
+    severity: Literal["low", "medium", "high"] = "medium"
+
+
+class DataSelection(BaseModel):
+    """What the trainer should train on; chosen by the retrain trigger, which can see the store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_from: UtcDateTime | None = None
+    time_to: UtcDateTime | None = None
+    instrument_id: str | None = None
+    labelled_image_ids: list[str] = Field(default_factory=list)
+    neighbour_image_ids: list[str] = Field(default_factory=list)
+
+
+class RetrainRequest(Event):
+    idempotency_key: Id
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+    reason: list[str] = Field(default_factory=list)
+    instrument_id: str | None = None
+    base_model_version: str
+    selection: DataSelection = Field(default_factory=DataSelection)
+    hyperparameters: dict[str, float | int | str] = Field(default_factory=dict)
+
+
+class TrainingRunEvent(Event):
+    """One run of the training worker, whatever its outcome: the model database M records them all."""
+
+    run_id: Id
+    request_key: Id
+    status: Literal["promoted", "rejected", "failed"]
+    reason: str = ""
+    started_at: UtcDateTime
+    finished_at: UtcDateTime
+    duration_s: float = Field(ge=0)
+    device: str
+    base_model_version: str
+    candidate_version: str | None = None
+    selection: DataSelection = Field(default_factory=DataSelection)
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ModelPublished(Event):
+    kind: Literal["segmenter", "encoder"]
+    version: Id
+    artifact: BlobRef
+    parent_version: str | None = None
+    run_id: str | None = None
+    holdout_metrics: dict[str, float] = Field(default_factory=dict)
+    promoted: bool
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+
+
+class DeadLetter(Event):
+    """A message that could not be decoded or processed, kept whole with where it came from and why."""
+
+    binary_fields: ClassVar[tuple[str, ...]] = ("original",)
+
+    source_topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key: bytes | None = None
+    original: bytes = b""
+    error: str
+    error_type: str
+    failed_at: UtcDateTime = Field(default_factory=utcnow)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        ImageEvent,
+        LabelEvent,
+        FingerprintEvent,
+        PredictionEvent,
+        DriftEvent,
+        RetrainRequest,
+        TrainingRunEvent,
+        ModelPublished,
+        DeadLetter,
+    )
+}
