@@ -32,6 +32,7 @@ __all__ = [
     "ObjectMeasurement",
     "PredictionEvent",
     "RetrainRequest",
+    "TrainingItem",
     "TrainingRunEvent",
     "utcnow",
 ]
@@ -191,10 +192,17 @@ class ImageStats(BaseModel):
 
 
 class FingerprintEvent(Event):
+    """The image's place in the encoder's latent space, plus its raw statistics.
+
+    ``image`` points at the archived pixels in the blob store: together with the latent it makes
+    the image a row of the data database D that the trainer can later select by fingerprint.
+    """
+
     image_id: Id
     instrument_id: Id
     acquired_at: UtcDateTime
     encoder_version: str
+    image: BlobRef | None = None
     latent: list[float] = Field(min_length=1, max_length=4096)
     reconstruction_error: float = Field(ge=0)
     stats: ImageStats
@@ -244,8 +252,22 @@ class DriftEvent(Event):
     severity: Literal["low", "medium", "high"] = "medium"
 
 
+class TrainingItem(BaseModel):
+    """One labelled image as the trainer fetches it: pixels and mask from the blob store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_id: Id
+    image: BlobRef
+    mask: BlobRef
+    role: Literal["drifted", "neighbour"] = "drifted"
+
+
 class DataSelection(BaseModel):
-    """What the trainer should train on; chosen by the retrain trigger, which can see the store."""
+    """What the trainer should train on; chosen by the retrain trigger, which can see the store.
+
+    The trainer has no store connection: ``items`` carries the blob references it needs.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -254,6 +276,7 @@ class DataSelection(BaseModel):
     instrument_id: str | None = None
     labelled_image_ids: list[str] = Field(default_factory=list)
     neighbour_image_ids: list[str] = Field(default_factory=list)
+    items: list[TrainingItem] = Field(default_factory=list)
 
 
 class RetrainRequest(Event):
