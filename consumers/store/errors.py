@@ -1,0 +1,81 @@
+"""The store's exception hierarchy: what went wrong, and whether waiting will help.
+
+A sink only needs to tell two cases apart: :class:`StoreUnavailable` (the store is down, slow or
+overloaded; pause, wait ``retry_after`` seconds, retry the same batch) and every other
+:class:`StoreError` (the batch or the statement is wrong; retrying will not help, dead-letter it).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "BACKPRESSURE_CODES",
+    "StoreError",
+    "StoreQueryError",
+    "StoreReadOnly",
+    "StoreUnavailable",
+    "StoreUrlError",
+    "error_from_server",
+]
+
+#: ClickHouse error codes that mean "not now" rather than "never": timeouts, overload, network.
+BACKPRESSURE_CODES: frozenset[int] = frozenset({
+    159,  # TIMEOUT_EXCEEDED
+    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+    203,  # NO_FREE_CONNECTION
+    209,  # SOCKET_TIMEOUT
+    210,  # NETWORK_ERROR
+    241,  # MEMORY_LIMIT_EXCEEDED
+    242,  # TABLE_IS_READ_ONLY (replica lost its coordinator)
+    252,  # TOO_MANY_PARTS (inserts outpace merges)
+})
+READONLY_CODE = 164
+_CODE = re.compile(r"Code:\s*(\d+)")
+
+
+class StoreError(Exception):
+    """Base of every store failure; ``code`` is the ClickHouse error code when there is one."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take the request now: pause consumption, retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float, code: int | None = None) -> None:
+        super().__init__(f"{message} (retry in {retry_after:g} s)", code=code)
+        self.retry_after = retry_after
+
+
+class StoreReadOnly(StoreError):
+    """A write reached a store opened read-only; open it with ``readonly=False`` to write."""
+
+
+class StoreQueryError(StoreError):
+    """The store rejected the statement or the rows (syntax, unknown table, wrong type)."""
+
+
+class StoreUrlError(StoreError, ValueError):
+    """The store URL cannot be used; the message names the accepted forms."""
+
+
+def error_from_server(message: str, *, code: int | None, retry_after: float) -> StoreError:
+    """Classify a ClickHouse error by its code (parsed from the message when not given).
+
+    The server appends a C++ stack trace to its messages (18.16 does); only the text before it
+    is kept, so logs and dead letters stay readable.
+    """
+    if code is None:
+        match = _CODE.search(message)
+        code = int(match.group(1)) if match else None
+    text = message.split("Stack trace:", 1)[0].strip()
+    if code is not None and not text.startswith("Code:"):
+        text = f"Code: {code}. {text}"
+    if code in BACKPRESSURE_CODES:
+        return StoreUnavailable(text, retry_after=retry_after, code=code)
+    if code == READONLY_CODE:
+        return StoreReadOnly(f"{text}; this store was opened read-only", code=code)
+    return StoreQueryError(text, code=code)
