@@ -41,7 +41,7 @@ _MAX_ARRAY_BYTES = MAX_PIXELS * 4 * 4
 _ARRAY_DTYPES = frozenset({"uint8", "uint16", "int32", "float32"})
 _ZSTD_LEVEL = 3
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def headers_for(event: Event) -> Headers:

@@ -1,0 +1,1 @@
+"""The training worker: retrain on request, gate on a shared holdout, publish what happened."""
