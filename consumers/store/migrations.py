@@ -23,7 +23,7 @@ from consumers.store.errors import StoreReadOnly
 if TYPE_CHECKING:
     from consumers.store.base import Store
 
-__all__ = ["MIGRATIONS", "TABLES", "Migration", "apply_migrations", "applied_versions"]
+__all__ = ["MIGRATIONS", "TABLES", "Migration", "applied_versions", "apply_migrations"]
 
 
 @dataclass(frozen=True)

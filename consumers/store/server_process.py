@@ -1,0 +1,214 @@
+"""Run Debian's ``clickhouse-server`` as a plain child process on loopback.
+
+For tests, CI and fault drills: a generated minimal config in its own directory (the 18.16 server
+needs logger, listen_host, tcp/http ports, path, tmp_path, mark_cache_size and a default
+profile/user/quota, nothing else), free ports picked once so the URL survives a restart, and
+stop/kill/pause so outages can be staged on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as driver_errors
+
+from consumers.store.errors import StoreError
+
+__all__ = ["DEFAULT_BINARY", "ClickHouseServerMissing", "ClickHouseServerProcess", "find_server_binary"]
+
+DEFAULT_BINARY = "/usr/sbin/clickhouse-server"
+
+_CONFIG = """<?xml version="1.0"?>
+<yandex>
+    <logger>
+        <level>warning</level>
+        <log>{root}/log/server.log</log>
+        <errorlog>{root}/log/error.log</errorlog>
+        <size>10M</size>
+        <count>1</count>
+    </logger>
+    <listen_host>127.0.0.1</listen_host>
+    <tcp_port>{tcp_port}</tcp_port>
+    <http_port>{http_port}</http_port>
+    <path>{root}/data/</path>
+    <tmp_path>{root}/tmp/</tmp_path>
+    <mark_cache_size>67108864</mark_cache_size>
+    <timezone>UTC</timezone>
+    <users_config>{root}/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+</yandex>
+"""
+
+_USERS = """<?xml version="1.0"?>
+<yandex>
+    <profiles><default></default></profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>127.0.0.1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas><default></default></quotas>
+</yandex>
+"""
+
+
+class ClickHouseServerMissing(StoreError):
+    """No clickhouse-server binary here; install Debian's ``clickhouse-server`` or point at one."""
+
+
+def find_server_binary(binary: str | Path | None = None) -> Path:
+    """The server executable: ``binary`` if given, else ``clickhouse-server`` on PATH or in /usr/sbin."""
+    candidates = [str(binary)] if binary else [shutil.which("clickhouse-server") or "", DEFAULT_BINARY]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise ClickHouseServerMissing(
+        f"clickhouse-server not found (looked at {', '.join(c for c in candidates if c) or 'PATH'}); "
+        "install it (apt-get install clickhouse-server) or set DRIFTSCOPE_TEST_CLICKHOUSE_URL"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that the OS considers free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM the server when the launching process dies."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class ClickHouseServerProcess:
+    """One clickhouse-server child with its data under ``root``; same ports across restarts."""
+
+    def __init__(self, root: str | Path, *, binary: str | Path | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.binary = find_server_binary(binary)
+        self.tcp_port = free_port()
+        self.http_port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The store URL for this server's ``default`` database."""
+        return f"clickhouse://default@127.0.0.1:{self.tcp_port}/default"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _write_config(self) -> Path:
+        for sub in ("data", "tmp", "log"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        values = {"root": self.root, "tcp_port": self.tcp_port, "http_port": self.http_port}
+        (self.root / "users.xml").write_text(_USERS)
+        config = self.root / "config.xml"
+        config.write_text(_CONFIG.format(**values))
+        return config
+
+    def _log_tail(self, lines: int = 20) -> str:
+        texts = []
+        for name in ("stdout.log", "log/error.log"):
+            path = self.root / name
+            if path.exists():
+                texts.extend(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(texts[-lines:])
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server (no-op when running) and return once it answers ``SELECT 1``."""
+        if self.running:
+            return
+        config = self._write_config()
+        with open(self.root / "stdout.log", "ab") as out:
+            self._process = subprocess.Popen(
+                [str(self.binary), f"--config-file={config}"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.root,
+                preexec_fn=_die_with_parent,
+            )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running:
+                raise StoreError(f"clickhouse-server exited at start-up:\n{self._log_tail()}")
+            client = Client("127.0.0.1", port=self.tcp_port, connect_timeout=1, send_receive_timeout=5)
+            try:
+                client.execute("SELECT 1")
+                return
+            except (driver_errors.Error, EOFError, OSError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise StoreError(
+                        f"clickhouse-server did not answer within {timeout:g} s:\n{self._log_tail()}"
+                    ) from None
+                time.sleep(0.2)
+            finally:
+                client.disconnect()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Shut down gracefully (SIGTERM), killing it if it does not exit within ``timeout``."""
+        if self._process is None:
+            return
+        self.resume()
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL): no flush, no goodbye, as a power cut would."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers, like an overload."""
+        if self.running and self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        if self.running and self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGCONT)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
