@@ -8,6 +8,7 @@ here once, so the embedded chDB and a ClickHouse server cannot drift apart.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -19,6 +20,9 @@ from consumers.store.sql import identifier, render
 __all__ = ["Row", "Store"]
 
 Row = dict[str, Any]
+
+# INSERT with inline VALUES: an 18.16 server waits for data blocks the driver never sends (deadlock).
+_INLINE_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+[\w.`\"]+\s*(\([^)]*\))?\s*VALUES\b", re.IGNORECASE)
 
 
 class Store(abc.ABC):
@@ -57,10 +61,16 @@ class Store(abc.ABC):
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns nothing (DDL, ``INSERT ... SELECT``, ``OPTIMIZE``)."""
-        self._run(render(sql, params))
+        self.query(sql, params)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-        """Rows of a SELECT as dicts; ``%(name)s`` placeholders are bound from ``params``."""
+        """Rows of a SELECT as dicts; ``%(name)s`` placeholders are bound from ``params``.
+
+        ``INSERT ... VALUES`` with inline data is refused on every backend so that SQL which works
+        here also works against an 18.16 server, where it would hang: use :meth:`insert`.
+        """
+        if _INLINE_INSERT.match(sql):
+            raise StoreQueryError("INSERT ... VALUES with inline data is not portable; use Store.insert(rows)")
         return self._run(render(sql, params))
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -155,19 +155,27 @@ class ClickHouseServerProcess:
         while True:
             if not self.running:
                 raise StoreError(f"clickhouse-server exited at start-up:\n{self._log_tail()}")
-            client = Client("127.0.0.1", port=self.tcp_port, connect_timeout=1, send_receive_timeout=5)
-            try:
-                client.execute("SELECT 1")
+            if self._answers():
                 return
-            except (driver_errors.Error, EOFError, OSError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise StoreError(
-                        f"clickhouse-server did not answer within {timeout:g} s:\n{self._log_tail()}"
-                    ) from None
-                time.sleep(0.2)
-            finally:
-                client.disconnect()
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StoreError(f"clickhouse-server did not answer within {timeout:g} s:\n{self._log_tail()}")
+            time.sleep(0.2)
+
+    def _answers(self) -> bool:
+        # Probe the port with a bare socket first: the driver logs a traceback per refused connect.
+        try:
+            socket.create_connection(("127.0.0.1", self.tcp_port), timeout=1).close()
+        except OSError:
+            return False
+        client = Client("127.0.0.1", port=self.tcp_port, connect_timeout=1, send_receive_timeout=5)
+        try:
+            client.execute("SELECT 1")
+            return True
+        except (driver_errors.Error, EOFError, OSError):
+            return False
+        finally:
+            client.disconnect()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Shut down gracefully (SIGTERM), killing it if it does not exit within ``timeout``."""
