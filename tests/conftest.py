@@ -1,3 +1,5 @@
 """Shared fixtures: each service fixture lives in tests/fixtures/ and is loaded here."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.broker",
+]
