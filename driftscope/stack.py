@@ -174,13 +174,16 @@ def _is_dead(pid: int) -> bool:
 def init_store(clickhouse_url: str) -> None:
     """Create the metrics/data/model tables, then close: in embedded mode the worker owns chDB."""
     # Imported here so the CLI starts fast and only the stack pulls in chDB.
-    from consumers.store import open_store
+    from consumers.store import StoreError, open_store
 
-    store = open_store(clickhouse_url)
     try:
-        store.migrate()
-    finally:
-        store.close()
+        store = open_store(clickhouse_url)
+        try:
+            store.migrate()
+        finally:
+            store.close()
+    except StoreError as exc:
+        raise StackError(f"could not initialise the store at {clickhouse_url}: {exc}") from exc
 
 
 def init_blob_store(blob_url: str) -> None:
@@ -230,6 +233,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _child_pids(supervisor: Supervisor) -> dict[str, int]:
+    return {c.name: c.pid for c in supervisor.children if c.pid is not None}
+
+
 def run_stack(
     settings: Settings,
     *,
@@ -240,8 +247,9 @@ def run_stack(
 ) -> None:
     """Bring the stack up, call ``on_ready``, run until SIGTERM/SIGINT (or ``stop``), tear it down.
 
-    Raises :class:`StackAlreadyRunning` if another stack owns the home, and
-    :class:`~driftscope.supervisor.ChildFailed` if a child dies for good while running.
+    Raises :class:`StackAlreadyRunning` if another stack owns the home, :class:`StackError` if
+    the store cannot be initialised, ``TansuError``/``TopicSetupError`` if the broker does not come
+    up, and :class:`~driftscope.supervisor.ChildFailed` if a child dies for good while running.
     Must run in the main thread (signal handlers; children die with the thread that forked them).
     """
     home = settings.home.resolve()
@@ -250,12 +258,12 @@ def run_stack(
         state_path(home).unlink(missing_ok=True)  # we hold the lock, so any state file is stale
         supervisor = Supervisor()
         try:
+            init_store(settings.resolved_clickhouse_url)
+            init_blob_store(settings.resolved_blob_url)
             broker = TansuBroker(home / "tansu", broker_port)
             supervisor.start(
                 broker, restart=False, on_ready=lambda: ensure_topics({"bootstrap.servers": broker.bootstrap_servers})
             )
-            init_store(settings.resolved_clickhouse_url)
-            init_blob_store(settings.resolved_blob_url)
             info = StackInfo(
                 pid=os.getpid(),
                 pid_start_ticks=_start_ticks(os.getpid()),
@@ -264,12 +272,16 @@ def run_stack(
                 clickhouse_url=settings.resolved_clickhouse_url,
                 blob_url=settings.resolved_blob_url,
                 started_at=datetime.now(UTC),
-                children={c.name: c.pid for c in supervisor.children if c.pid is not None},
+                children=_child_pids(supervisor),
             )
             _write_state(info)
             on_ready(info)
             while not stop.wait(check_interval):
                 supervisor.check()
+                children = _child_pids(supervisor)
+                if children != info.children:  # a restarted child has a new pid
+                    info = info.model_copy(update={"children": children})
+                    _write_state(info)
         except ChildFailed:
             log.exception("a stack process died; shutting the stack down")
             raise

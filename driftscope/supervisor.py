@@ -8,6 +8,8 @@ restarted when they crash (with a growing back-off and a cap), and stops them in
 Children run in their own session, so a Ctrl-C in the operator's terminal reaches only the stack
 process, which then stops its children in order. On Linux each child also gets
 ``PR_SET_PDEATHSIG=SIGTERM``: if the stack process is killed outright, its children do not linger.
+The kernel sends that signal when the *thread* that spawned the child ends, so start children from
+a thread that lives as long as they should (the stack uses its main thread).
 """
 
 from __future__ import annotations

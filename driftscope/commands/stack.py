@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from driftscope.kafka_admin import TopicSetupError
 from driftscope.settings import load_settings
 from driftscope.stack import (
     StackError,
@@ -26,6 +27,7 @@ from driftscope.stack import (
     stop_running_stack,
 )
 from driftscope.supervisor import ChildFailed
+from driftscope.tansu import TansuError
 
 __all__ = ["app"]
 
@@ -91,7 +93,7 @@ def up(
 
     try:
         run_stack(settings, broker_port=port, on_ready=announce)
-    except (StackError, ChildFailed) as exc:
+    except (StackError, ChildFailed, TansuError, TopicSetupError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
