@@ -13,6 +13,7 @@ the data never becomes SQL text, so no value needs SQL escaping. Results come ou
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store a {type(value).__name__} in a ClickHouse column")
 
 
+def _holder_hint(path: Path) -> str:
+    """Name the process that holds ``path``, from the ``status`` file ClickHouse writes there.
+
+    chDB's own error for a directory held by another process is a bare "Error initializing
+    EmbeddedServer", which sends operators hunting.
+    """
+    status = path / "status"
+    try:
+        first = status.read_text(errors="replace").splitlines()[0]
+        pid = int(first.removeprefix("PID:").strip())
+        os.kill(pid, 0)
+    except (OSError, IndexError, ValueError):
+        return ""
+    if pid == os.getpid():
+        return ""
+    return f" (the data directory is held by process {pid}; one process per data directory)"
+
+
 class ChdbStore(Store):
     """``chdb:///absolute/path/to/data``: ClickHouse inside this process, data on local disk."""
 
@@ -70,9 +89,9 @@ class ChdbStore(Store):
         options = _SESSION_SETTINGS + ("&readonly=1" if readonly else "")
         try:
             self._session: chdb_session.Session | None = chdb_session.Session(f"{self.path}?{options}")
-        except Exception as exc:
+        except RuntimeError as exc:
             self._release()
-            raise StoreError(f"cannot open chDB at {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open chDB at {self.path}: {exc}{_holder_hint(self.path)}") from exc
         self._version: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ Inline pixels and masks are not stored here: the table records that they were in
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from functools import singledispatch
 from typing import Any
 
@@ -30,7 +31,7 @@ from schemas.events import (
     TrainingRunEvent,
 )
 
-__all__ = ["DLQ_PREFIX_BYTES", "rows_for"]
+__all__ = ["DLQ_PREFIX_BYTES", "rows_by_table", "rows_for"]
 
 #: how much of a dead letter's original bytes the dlq table keeps (the topic keeps all of them)
 DLQ_PREFIX_BYTES = 512
@@ -231,3 +232,12 @@ def _dead_letter(event: DeadLetter) -> dict[str, list[Row]]:
         "error_type": event.error_type,
         "failed_at": event.failed_at,
     }]}
+
+
+def rows_by_table(events: Iterable[Event]) -> dict[str, list[Row]]:
+    """The rows of many events gathered per table: one ``Store.insert`` per table for a batch."""
+    tables: dict[str, list[Row]] = {}
+    for event in events:
+        for table, rows in rows_for(event).items():
+            tables.setdefault(table, []).extend(rows)
+    return tables

@@ -8,6 +8,7 @@ not a SQL parser of ours, refuses writes.
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = ["ServerStore"]
 
 DEFAULT_SEND_RECEIVE_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
+UNKNOWN_DATABASE = 81
 # Errors of the transport, not of the statement: the server is down, restarting or too slow.
 _TRANSPORT_ERRORS = (driver_errors.NetworkError, driver_errors.SocketTimeoutError, EOFError, OSError)
 
@@ -75,8 +77,8 @@ class ServerStore(Store):
             ) from exc
         except driver_errors.Error as exc:
             raise error_from_server(str(exc), code=exc.code, retry_after=self.retry_after) from exc
-        except (TypeError, ValueError) as exc:
-            # clickhouse-driver's own type checks on inserted values
+        except (TypeError, ValueError, struct.error, OverflowError) as exc:
+            # clickhouse-driver serialising a value that does not fit its column
             raise StoreQueryError(f"values do not fit the columns: {exc}") from exc
 
     def _run(self, sql: str) -> list[Row]:
@@ -89,23 +91,33 @@ class ServerStore(Store):
         data = [[row[name] for row in rows] for name in columns]
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
         with self._lock:
-            self._call(self._client, sql, data, columnar=True, types_check=True)
+            self._call(self._client, sql, data, columnar=True)
+
+    def _on_default(self, sql: str) -> list[Any]:
+        """Run ``sql`` through a short-lived connection to ``default``: our database may not exist yet."""
+        admin = Client(database="default", **self._client_options)
+        try:
+            result: list[Any] = self._call(admin, sql)
+            return result
+        finally:
+            admin.disconnect()
 
     def migrate(self) -> list[int]:
-        """Create the database if needed (through ``default``), then apply the migrations."""
+        """Create the database if needed, then apply the migrations."""
         if not self.readonly and self.database != "default":
-            admin = Client(database="default", **self._client_options)
-            try:
-                self._call(admin, f"CREATE DATABASE IF NOT EXISTS {identifier(self.database)}")
-            finally:
-                admin.disconnect()
+            self._on_default(f"CREATE DATABASE IF NOT EXISTS {identifier(self.database)}")
         return super().migrate()
 
     @property
     def server_version(self) -> tuple[int, ...]:
         if self._version is None:
-            rows = self._run("SELECT version() AS v")
-            self._version = parse_version(str(rows[0]["v"]))
+            try:
+                text = str(self._run("SELECT version() AS v")[0]["v"])
+            except StoreQueryError as exc:
+                if exc.code != UNKNOWN_DATABASE:
+                    raise
+                text = str(self._on_default("SELECT version()")[0][0])
+            self._version = parse_version(text)
         return self._version
 
     def close(self) -> None:
