@@ -212,7 +212,7 @@ def test_bad_statements_and_rows_raise_query_errors(store: Store) -> None:
     with pytest.raises(StoreQueryError) as missing:
         store.query("SELECT * FROM no_such_table")
     assert missing.value.code == 60
-    with pytest.raises(StoreQueryError, match="Store.insert"):
+    with pytest.raises(StoreQueryError, match=r"Store\.insert"):
         store.execute("INSERT INTO labels (image_id) VALUES ('x')")
     with pytest.raises(StoreQueryError, match="not given"):
         store.query("SELECT %(a)s AS a", {})
