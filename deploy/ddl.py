@@ -120,8 +120,11 @@ def _quote(text: str) -> str:
 
 
 def _records(database: str, migrations: Iterable[Migration]) -> str:
-    values = ", ".join(f"({m.version}, {_quote(m.name)}, now())" for m in migrations)
-    return f"INSERT INTO {database}.schema_migrations (version, name, applied_at) VALUES {values}"
+    # INSERT ... SELECT rather than inline VALUES: any client, the store's execute() included, runs it
+    rows = "\nUNION ALL ".join(
+        f"SELECT toUInt32({m.version}), {_quote(m.name)}, now()" for m in migrations
+    )
+    return f"INSERT INTO {database}.schema_migrations (version, name, applied_at)\n{rows}"
 
 
 def _script(header: str, statements: Iterable[str]) -> str:

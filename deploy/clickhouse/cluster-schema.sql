@@ -240,4 +240,6 @@ TTL failed_at + INTERVAL 90 DAY;
 CREATE TABLE IF NOT EXISTS driftscope.dlq ON CLUSTER '{cluster}' AS driftscope.dlq_local
 ENGINE = Distributed('{cluster}', driftscope, dlq_local, cityHash64(source_topic, source_partition, source_offset));
 
-INSERT INTO driftscope.schema_migrations (version, name, applied_at) VALUES (1, 'data database D and model database M', now()), (2, 'dead letters expire after 90 days', now());
+INSERT INTO driftscope.schema_migrations (version, name, applied_at)
+SELECT toUInt32(1), 'data database D and model database M', now()
+UNION ALL SELECT toUInt32(2), 'dead letters expire after 90 days', now();

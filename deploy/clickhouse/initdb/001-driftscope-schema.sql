@@ -201,4 +201,6 @@ ORDER BY (source_topic, source_partition, source_offset);
 
 ALTER TABLE driftscope.dlq MODIFY TTL failed_at + INTERVAL 90 DAY;
 
-INSERT INTO driftscope.schema_migrations (version, name, applied_at) VALUES (1, 'data database D and model database M', now()), (2, 'dead letters expire after 90 days', now());
+INSERT INTO driftscope.schema_migrations (version, name, applied_at)
+SELECT toUInt32(1), 'data database D and model database M', now()
+UNION ALL SELECT toUInt32(2), 'dead letters expire after 90 days', now();
