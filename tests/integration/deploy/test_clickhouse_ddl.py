@@ -14,8 +14,7 @@ import pytest
 
 from consumers.store import Store, open_store
 from consumers.store.migrations import MIGRATIONS, applied_versions
-from deploy.ddl import TableDDL
-from deploy.ddl import DATABASE, RETENTION, cluster_sql, schema_tables, single_node_sql
+from deploy.ddl import DATABASE, RETENTION, TableDDL, cluster_sql, schema_tables, single_node_sql
 
 
 def _statements(script: str) -> list[str]:
@@ -73,7 +72,8 @@ def _single_node(statement: str) -> str:
 
 def test_cluster_local_tables_match_the_migrated_columns(chdb_store: Store) -> None:
     chdb_store.execute(f"CREATE DATABASE {DATABASE}")
-    local = [s for s in _statements(cluster_sql()) if re.match(rf"CREATE TABLE IF NOT EXISTS {DATABASE}\.\w+_local ", s)]
+    is_local = re.compile(rf"CREATE TABLE IF NOT EXISTS {DATABASE}\.\w+_local ")
+    local = [s for s in _statements(cluster_sql()) if is_local.match(s)]
     assert len(local) == len(schema_tables())
     for statement in local:
         chdb_store.execute(_single_node(statement))
