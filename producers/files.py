@@ -97,7 +97,8 @@ def read_planes(path: Path) -> list[Plane]:
         array, metadata = read_image(path)
     except DatasetError as exc:
         raise ImageFileError(str(exc)) from exc
-    except (OSError, ValueError, tifffile.TiffFileError) as exc:
+    except (OSError, ValueError, IndexError, KeyError, tifffile.TiffFileError) as exc:
+        # tifffile reports a damaged header as any of these; all mean "not an image we can read".
         raise ImageFileError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
     pixels = _wire_dtype(path, array)
     channels = list(metadata.channels) or None
@@ -111,6 +112,8 @@ def _tiff_stack_axes(path: Path) -> str | None:
     if path.name.lower().endswith(".png"):
         return None
     with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ImageFileError(f"{path}: the TIFF holds no image")
         series = tif.series[0]
         axes, shape = series.axes, series.shape
     stacked = [n for axis, n in zip(axes, shape, strict=True) if axis not in _CHANNEL_AXES + _SPATIAL_AXES]

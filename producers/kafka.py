@@ -84,9 +84,9 @@ def header_items(headers: HeadersType | None) -> list[tuple[str, bytes]]:
     return [(name, value.encode() if isinstance(value, str) else value or b"") for name, value in items]
 
 
-def event_key(event: Event, topic_name: str) -> bytes | None:
-    """The message key the topic registry asks for, read from the event (None if it has no such field)."""
-    value = getattr(event, lookup_topic(topic_name).key, None)
+def event_key(event: Event, topic_name: str, key_field: str | None = None) -> bytes | None:
+    """The message key: the event's ``key_field``, by default the field the topic registry names."""
+    value = getattr(event, key_field or lookup_topic(topic_name).key, None)
     return None if value is None else str(value).encode()
 
 
@@ -122,10 +122,10 @@ class EventProducer:
     def failures(self) -> list[DeliveryFailure]:
         return list(self._tally.failures)
 
-    def send(self, topic_name: str, event: Event, *, headers: Headers = ()) -> None:
-        """Frame ``event`` and queue it for ``topic_name``, keyed as the topic registry says."""
+    def send(self, topic_name: str, event: Event, *, key_field: str | None = None, headers: Headers = ()) -> None:
+        """Frame ``event`` and queue it for ``topic_name``, keyed by ``key_field`` (default: the registry's key)."""
         framed = [*header_items(headers_for(event)), *headers]
-        self.send_raw(topic_name, encode(event), key=event_key(event, topic_name), headers=framed)
+        self.send_raw(topic_name, encode(event), key=event_key(event, topic_name, key_field), headers=framed)
 
     def send_raw(
         self,
@@ -156,17 +156,22 @@ class EventProducer:
         self._producer.poll(0)
 
     def flush(self, timeout: float | None = None) -> int:
-        """Wait for every delivery report; the number delivered, or :class:`PublishError`."""
+        """Wait for every delivery report; the number delivered so far, or :class:`PublishError`.
+
+        Failures are reported once: after a :class:`PublishError` the producer may be used again
+        (a watcher retries the same files later).
+        """
         remaining = self._producer.flush(self.delivery_timeout_s + 5 if timeout is None else timeout)
         self._raise_if_fatal()
         tally = self._tally
-        if tally.failures or remaining:
-            lost = len(tally.failures) + remaining
-            first = tally.failures[0].error if tally.failures else "no delivery report before the timeout"
+        failures, accepted = tally.failures, tally.accepted
+        tally.failures, tally.accepted = [], remaining
+        if failures or remaining:
+            first = failures[0].error if failures else "no delivery report before the timeout"
             raise PublishError(
-                f"{lost} of {tally.accepted} messages were not delivered (first error: {first}); "
+                f"{len(failures) + remaining} of {accepted} messages were not delivered (first error: {first}); "
                 "check that the broker is reachable and the topic exists",
-                tally.failures,
+                failures,
             )
         return tally.delivered
 

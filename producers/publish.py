@@ -89,15 +89,22 @@ class FilePublisher:
     plate: str | None = None
     well: str | None = None
 
-    def publish(self, path: Path, *, digest: str | None = None) -> PublishedFile:
-        """Queue every image of ``path``; :class:`producers.files.ImageFileError` if it cannot be read."""
-        digest = digest or file_sha256(path)
-        events = image_events(
+    def events_for(self, path: Path, *, digest: str | None = None) -> list[ImageEvent]:
+        """The events for ``path`` without sending them (the watcher checks the file did not change)."""
+        return image_events(
             path, instrument_id=self.instrument_id, store=self.store, threshold_bytes=self.threshold_bytes,
             experiment=self.experiment, plate=self.plate, well=self.well, digest=digest,
         )  # fmt: skip
+
+    def send(self, path: Path, digest: str, events: list[ImageEvent]) -> PublishedFile:
+        """Queue ``events`` (from :meth:`events_for`) on the producer."""
         for event in events:
-            self.producer.send(self.topic, event)
+            self.producer.send(self.topic, event, key_field="instrument_id")
         return PublishedFile(
             path, digest, [e.image_id for e in events], claim_checked=sum(e.blob is not None for e in events)
         )
+
+    def publish(self, path: Path) -> PublishedFile:
+        """Queue every image of ``path``; :class:`producers.files.ImageFileError` if it cannot be read."""
+        digest = file_sha256(path)
+        return self.send(path, digest, self.events_for(path, digest=digest))
