@@ -6,8 +6,8 @@ its output in a log file; :class:`Supervisor` starts children in order, restarts
 restarted when they crash (with a growing back-off and a cap), and stops them in reverse order.
 
 Children run in their own session, so a Ctrl-C in the operator's terminal reaches only the stack
-process, which then stops its children in order. On Linux each child also gets
-``PR_SET_PDEATHSIG=SIGTERM``: if the stack process is killed outright, its children do not linger.
+process, which then stops its children in order. On Linux each child also gets its stop signal as
+``PR_SET_PDEATHSIG``: if the stack process is killed outright, its children do not linger.
 The kernel sends that signal when the *thread* that spawned the child ends, so start children from
 a thread that lives as long as they should (the stack uses its main thread).
 """
@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -94,17 +95,18 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: ask the kernel for SIGTERM when the parent dies."""
+def _die_with_parent(sig: signal.Signals) -> None:
+    """Runs in the child between fork and exec: ask the kernel for ``sig`` when the parent dies."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 class CommandProcess:
     """One command run as a child process, stdout and stderr appended to ``log_path``.
 
     ``ready`` is polled after the spawn until it returns True; without it the child counts as
-    ready once it is running. ``start`` may be called again after the child exited (a restart).
+    ready once it is running. ``stop_signal`` asks the child to exit (SIGKILL follows if it does
+    not). ``start`` may be called again after the child exited (a restart).
     """
 
     def __init__(
@@ -116,8 +118,10 @@ class CommandProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         ready: Callable[[], bool] | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
         self.name = name
+        self.stop_signal = stop_signal
         self.argv = list(argv)
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -151,7 +155,7 @@ class CommandProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=partial(_die_with_parent, self.stop_signal) if sys.platform == "linux" else None,
         )
         if not wait_until(lambda: not self.running or self._is_ready(), timeout, interval=0.2):
             self.stop()
@@ -165,14 +169,14 @@ class CommandProcess:
         return self._ready is None or self._ready()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds; always reaps the child."""
+        """``stop_signal``, then SIGKILL after ``timeout`` seconds; always reaps the child."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(self.stop_signal)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                log.warning("%s ignored SIGTERM for %.0f s; killing it", self.name, timeout)
+                log.warning("%s ignored %s for %.1f s; killing it", self.name, self.stop_signal.name, timeout)
                 proc.kill()
                 proc.wait()
         self._close_log()

@@ -5,21 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
 from driftscope.supervisor import pid_alive
 from driftscope.tansu import TansuBroker, TansuError, broker_answers
+from tests.fixtures.broker import producer_config
 
 pytestmark = pytest.mark.broker
 
 
-def test_broker_answers_then_goes_away_on_stop(tmp_path: Path) -> None:
+def test_broker_answers_then_exits_cleanly_on_stop_with_a_client_connected(tmp_path: Path) -> None:
     with TansuBroker(tmp_path) as broker:
         pid = broker.pid
         assert pid is not None and pid_alive(pid)
         assert broker_answers(broker.bootstrap_servers, broker.cluster_id)
         assert broker.bootstrap_servers.startswith("127.0.0.1:")
+        producer = Producer(producer_config(broker.bootstrap_servers, log_level=0))
+        producer.produce("connected", value=b"x")
+        assert producer.flush(10) == 0
+        # On SIGTERM Tansu would wait ~5 s for the connected client and be killed here; the
+        # stop signal it gets (SIGINT) makes it exit on its own, with code 0.
+        broker.stop(timeout=3)
     assert not pid_alive(pid)
-    assert broker.poll() is not None
+    assert broker.poll() == 0, "the broker was killed instead of exiting on its stop signal"
     assert "listening on: tcp://" + broker.bootstrap_servers in broker.log_path.read_text()
 
 
