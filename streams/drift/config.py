@@ -58,6 +58,7 @@ def default_signals() -> dict[str, SignalConfig]:
         "image.std": multiplicative,
         "image.focus": multiplicative,
         "image.noise": multiplicative,
+        "image.sharpness": multiplicative,
         # Mostly exactly 0 in focus and exposure: a rise of 0.1 % saturated pixels is one unit.
         "image.saturation_fraction": SignalConfig(min_scale=1e-3),
         "fingerprint.distance": rising,
