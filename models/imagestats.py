@@ -21,13 +21,16 @@ __all__ = ["STAT_KEYS", "image_stats"]
 
 #: The keys of ``image_stats``; the ImageStats event carries the same fields.
 STAT_KEYS = ("p01", "p50", "p99", "mean", "std", "focus", "noise", "saturation_fraction")
+#: Pixels per side averaged before the focus Laplacian (see ``_focus``).
+_FOCUS_BINNING = 4
 
 
 def image_stats(image: np.ndarray, saturation_level: float | None = None) -> dict[str, float]:
     """Percentiles p01/p50/p99, mean, std, focus, noise and saturation fraction of a raw image.
 
-    - ``focus``: variance of the 4-neighbour Laplacian (Pech-Pacheco et al. 2000) over the interior;
-      it is in squared raw units, so it scales with gain as well as sharpness.
+    - ``focus``: variance of the 4-neighbour Laplacian (Pech-Pacheco et al. 2000) of the 4x4-binned
+      image, relative to that image's variance: dimensionless, independent of gain, and driven by
+      the optics rather than by camera noise (why: see ``_focus``). Lower is blurrier.
     - ``noise``: Immerkaer's (1996) estimate of the Gaussian noise sigma from the absolute response
       to a mask that cancels locally planar structure, so edges of objects barely bias it.
     - ``saturation_fraction``: share of pixels at or above ``saturation_level``; by default the
@@ -59,7 +62,7 @@ def image_stats(image: np.ndarray, saturation_level: float | None = None) -> dic
         "p99": p99,
         "mean": mean,
         "std": std,
-        "focus": _laplacian_variance(gray),
+        "focus": _focus(gray),
         "noise": _immerkaer_noise(gray),
         "saturation_fraction": saturation,
     }
@@ -86,11 +89,33 @@ def _percentiles(values: np.ndarray, quantiles: tuple[float, ...]) -> tuple[floa
     return tuple(float(v) for v in np.percentile(values, quantiles))
 
 
-def _laplacian_variance(gray: np.ndarray) -> float:
-    if gray.shape[0] < 3 or gray.shape[1] < 3:
+def _focus(gray: np.ndarray) -> float:
+    """Variance of the Laplacian of the 4x4-binned image, divided by the binned image's variance.
+
+    The plain variance of the Laplacian is dominated by pixel noise in shot-noise-limited images
+    (on the DSB tile it is 20 * noise^2 to within 3%), so a physical defocus, which blurs the
+    specimen but not the camera noise, hardly moves it: on generated images, half-severity defocus
+    shifts it by 0.1 standard deviations of the in-distribution spread. Binning 4x4 averages the
+    pixel noise down 16-fold while nuclei (radius >= ~5 px) keep their edges, and the ratio to the
+    variance cancels gain; the same defocus then shifts it by about 5 standard deviations.
+    Images under 48 px on a side are not binned.
+    """
+    factor = _FOCUS_BINNING if min(gray.shape) >= 12 * _FOCUS_BINNING else 1
+    height, width = (gray.shape[0] // factor) * factor, (gray.shape[1] // factor) * factor
+    if height < 3 or width < 3:
         return 0.0
-    lap = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - np.float32(4.0) * gray[1:-1, 1:-1]
-    return float(lap.var(dtype=np.float64))
+    binned = gray[:height, :width].reshape(height // factor, factor, width // factor, factor).mean(axis=(1, 3))
+    variance = float(binned.var(dtype=np.float64))
+    if variance <= 0.0:
+        return 0.0
+    lap = (
+        binned[:-2, 1:-1]
+        + binned[2:, 1:-1]
+        + binned[1:-1, :-2]
+        + binned[1:-1, 2:]
+        - np.float32(4.0) * binned[1:-1, 1:-1]
+    )
+    return float(lap.var(dtype=np.float64)) / variance
 
 
 def _immerkaer_noise(gray: np.ndarray) -> float:

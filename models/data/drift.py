@@ -150,8 +150,8 @@ def _morphology_spec(spec: SyntheticSpec, s: float) -> SyntheticSpec:
     low, high = spec.eccentricity
     return replace(
         spec,
-        eccentricity=(low + (0.8 - low) * s, high + (0.97 - high) * s),
-        irregularity=spec.irregularity + 0.2 * s,
+        eccentricity=(low + (0.85 - low) * s, high + (0.96 - high) * s),
+        irregularity=spec.irregularity + 0.12 * s,
     )
 
 

@@ -15,7 +15,7 @@ in-distribution images has a realistic spread: drift detectors must tolerate it,
 
 Shot noise uses the Gaussian approximation ``N(lambda, lambda)`` of ``Poisson(lambda)``: it is five
 times faster than ``Generator.poisson`` at 256x256 and indistinguishable at the photon counts the
-defaults produce (background >= ~50 electrons per pixel).
+defaults produce (background >= ~45 electrons per pixel).
 
 >>> import numpy as np
 >>> image, mask = generate(SyntheticSpec(size=(64, 64)), np.random.default_rng(0))
@@ -52,20 +52,20 @@ class SyntheticSpec:
     """
 
     size: tuple[int, int] = (256, 256)
-    #: Objects per 10,000 px^2 (the DSB tile has ~4.8 labelled nuclei per 10,000 px^2).
-    density: tuple[float, float] = (3.5, 6.0)
+    #: Objects per 10,000 px^2 (the DSB image has ~5 labelled nuclei per 10,000 px^2, cut ones included).
+    density: tuple[float, float] = (4.2, 6.4)
     #: Equivalent radius sqrt(a*b) of a nucleus, in pixels.
-    radius: tuple[float, float] = (8.0, 14.0)
-    eccentricity: tuple[float, float] = (0.35, 0.9)
+    radius: tuple[float, float] = (10.0, 15.0)
+    eccentricity: tuple[float, float] = (0.55, 0.93)
     #: Amplitude of the radial harmonics of the outline; 0 gives perfect ellipses.
     irregularity: float = 0.04
     #: Minimum centre distance as a fraction of the two radii summed; below 1 lets objects touch.
     min_separation: float = 0.85
     #: Stain signal of a nucleus above background, electrons per pixel.
-    intensity: tuple[float, float] = (120.0, 320.0)
+    intensity: tuple[float, float] = (40.0, 120.0)
     #: Fraction of nuclei that are much brighter (mitotic / condensed chromatin), and how much.
-    bright_fraction: float = 0.05
-    bright_factor: float = 2.5
+    bright_fraction: float = 0.08
+    bright_factor: float = 2.8
     #: Relative amplitude of the per-pixel chromatin grain inside nuclei, before the optical blur.
     texture: float = 0.35
     #: Centre-to-edge intensity falloff of a nucleus (1 - falloff * r^2).
@@ -73,7 +73,7 @@ class SyntheticSpec:
     #: Exponent applied to the stain signal (relative to its mean); 1 is linear staining.
     gamma: float = 1.0
     #: Background autofluorescence, electrons per pixel, before vignetting.
-    background: float = 60.0
+    background: float = 55.0
     #: Fractional intensity loss at the image corners.
     vignetting: float = 0.15
     #: Peak-to-peak amplitude of a random linear illumination gradient, as a fraction.
