@@ -17,7 +17,10 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import select
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +46,7 @@ __all__ = [
     "init_blob_store",
     "init_store",
     "run_stack",
+    "start_detached",
     "stop_running_stack",
 ]
 
@@ -164,6 +168,38 @@ def stop_running_stack(home: Path, timeout: float = 30.0) -> StackInfo | None:
         if not wait_until(partial(_is_dead, pid), timeout, interval=0.1):
             raise StackError(f"{name} (pid {pid}) outlived the stack process; stop it by hand")
     state_path(home).unlink(missing_ok=True)
+    return info
+
+
+def start_detached(home: Path, *, broker_port: int | None = None, timeout: float = 120.0) -> StackInfo:
+    """Run ``driftscope stack up`` as a background process of its own; return once it is ready.
+
+    The stack outlives the caller (its own session) and is stopped with :func:`stop_running_stack`.
+    Its stderr goes to ``<home>/stack.stderr``; its log to ``<home>/stack.log``.
+    """
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-c", "from driftscope.cli import main; main()",
+            "stack", "up", "--json", "--home", str(home)]  # fmt: skip
+    if broker_port is not None:
+        argv += ["--port", str(broker_port)]
+    with (home / "stack.stderr").open("ab") as stderr:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+        )
+    assert proc.stdout is not None
+    with proc.stdout:
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        line = proc.stdout.readline() if ready else b""
+    if not line:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        tail = (home / "stack.stderr").read_text(errors="replace").strip().splitlines()[-3:]
+        raise StackError(f"the stack did not come up (exit code {proc.returncode}): {' | '.join(tail)}")
+    info = find_running_stack(home)
+    if info is None or info.pid != proc.pid:
+        raise StackError(f"the stack announced itself but {state_path(home)} does not describe it")
     return info
 
 

@@ -24,6 +24,7 @@ from driftscope.stack import (
     StackInfo,
     find_running_stack,
     run_stack,
+    start_detached,
     stop_running_stack,
 )
 from driftscope.supervisor import ChildFailed
@@ -44,15 +45,16 @@ def _home(home: Path | None) -> Path:
     return load_settings(home=home).home.resolve()
 
 
-def _describe(info: StackInfo) -> str:
+def _describe(info: StackInfo, *, foreground: bool = False) -> str:
     home = Path(info.home)
+    stop = "Ctrl-C or: " if foreground else ""
     return "\n".join([
         f"driftscope stack running (pid {info.pid}) in {home}",
         f"  kafka       {info.bootstrap_servers}  (Tansu, memory storage; log {home / 'tansu' / 'tansu.log'})",
         f"  clickhouse  {info.clickhouse_url}",
         f"  blobs       {info.blob_url}",
         f"  state       {home / 'stack.json'}, log {home / 'stack.log'}",
-        f"Stop it with Ctrl-C or: driftscope stack down --home {home}",
+        f"Stop it with {stop}driftscope stack down --home {home}",
     ])  # fmt: skip
 
 
@@ -80,16 +82,27 @@ def up(
         typer.Option("--no-workers", help="start only broker, topics, store and blobs (the stack runs no "
                      "workers yet; accepted so scripts can pass it already)"),
     ] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="start the stack in the background and return once it is ready")
+    ] = False,
 ) -> None:
-    """Start the stack in the foreground and keep it running until Ctrl-C, SIGTERM or `stack down`."""
+    """Start the stack and keep it running until Ctrl-C, SIGTERM or `stack down`."""
     settings = load_settings(home=home)
+    if detach:
+        try:
+            info = start_detached(settings.home, broker_port=port)
+        except StackError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        print(json.dumps(info.public()) if as_json else _describe(info), flush=True)
+        return
     _log_to(settings.home.resolve() / "stack.log")
 
     def announce(info: StackInfo) -> None:
         if as_json:
             print(json.dumps(info.public()), flush=True)
         else:
-            print(_describe(info), flush=True)
+            print(_describe(info, foreground=True), flush=True)
 
     try:
         run_stack(settings, broker_port=port, on_ready=announce)

@@ -129,3 +129,20 @@ def test_a_killed_stack_takes_its_broker_along_and_leaves_a_stale_state_file(
     assert wait_until(lambda: not pid_alive(info.children["tansu"]), 10), "broker outlived a SIGKILLed stack"
     assert find_running_stack(home) is None
     assert not (home / "stack.json").exists()
+
+
+def test_a_detached_stack_keeps_running_after_the_command_returns(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    up = run_cli("stack", "up", "--detach", "--json", "--home", str(home))
+    try:
+        assert up.returncode == 0, up.stderr
+        announced = json.loads(up.stdout)
+        info = find_running_stack(home)
+        assert info is not None
+        assert info.public() == announced
+        assert pid_alive(info.children["tansu"])
+    finally:
+        down = run_cli("stack", "down", "--home", str(home))
+    assert down.returncode == 0, down.stderr
+    assert not pid_alive(info.pid)
+    assert wait_until(lambda: not pid_alive(info.children["tansu"]), 10)
