@@ -46,7 +46,8 @@ def expand(sql: str, instruments: tuple[str, ...] = INSTRUMENTS) -> str:
     """The SQL the plugin sends for the dashboard's default time range and the chosen instruments."""
     start, end = int(FROM.timestamp()), int(TO.timestamp())
     sql = re.sub(r"\$__timeFilter\(([^)]+)\)", rf"\1 >= toDateTime({start}) AND \1 <= toDateTime({end})", sql)
-    sql = re.sub(r"\$__timeInterval\(([^)]+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {INTERVAL_S} second)", sql)
+    bucket = rf"toStartOfInterval(toDateTime(\1), INTERVAL {INTERVAL_S} second)"
+    sql = re.sub(r"\$__timeInterval\(([^)]+)\)", bucket, sql)
     sql = sql.replace("$__interval_s", str(INTERVAL_S))
     sql = sql.replace("${instrument:singlequote}", ", ".join(f"'{i}'" for i in instruments))
     assert "$" not in sql, f"unexpanded macro or variable in: {sql}"
