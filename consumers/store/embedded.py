@@ -5,7 +5,7 @@ session closes, and a data directory belongs to one process at a time. So exactl
 :class:`ChdbStore` may be open per process; share it (the worker's metrics sink owns it), and let
 other processes reach the data through that one or use a ClickHouse server instead.
 
-Rows go in through chDB's streaming inserter as ``JSONEachRow`` produced by :func:`json.dumps`:
+Rows go in through chDB's streaming inserter as ``JSONCompactEachRow`` written by :mod:`json`:
 the data never becomes SQL text, so no value needs SQL escaping. Results come out as
 ``JSONCompact`` and are decoded by their column types (:mod:`consumers.store.decode`).
 """
@@ -52,6 +52,25 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy arrays and scalars
         return value.tolist()
     raise TypeError(f"cannot store a {type(value).__name__} in a ClickHouse column")
+
+
+_ENCODE = json.JSONEncoder(default=_json_default).encode
+
+
+def _encode_rows(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """``JSONCompactEachRow`` lines for ``rows``.
+
+    Datetime and UUID columns are converted column by column up front, so the C encoder rarely
+    calls back into Python: about twice as fast as one ``json.dumps(default=...)`` per row dict.
+    """
+    values: list[list[Any]] = []
+    for name in columns:
+        column = [row[name] for row in rows]
+        sample = next((v for v in column if v is not None), None)
+        if isinstance(sample, datetime | uuid.UUID):
+            column = [None if v is None else _json_default(v) for v in column]
+        values.append(column)
+    return "\n".join(map(_ENCODE, map(list, zip(*values, strict=True)))).encode()
 
 
 def _holder_hint(path: Path) -> str:
@@ -138,13 +157,14 @@ class ChdbStore(Store):
 
     def _insert_columns(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
         try:
-            payload = "\n".join(json.dumps({c: row[c] for c in columns}, default=_json_default) for row in rows)
+            payload = _encode_rows(columns, rows)
         except (TypeError, ValueError) as exc:
             raise StoreQueryError(f"values do not fit the columns of {table}: {exc}") from exc
+        statement = f"INSERT INTO {table} ({', '.join(columns)})"
         try:
-            with self._active().send_insert(f"INSERT INTO {table} ({', '.join(columns)})", "JSONEachRow") as ins:
-                ins.append(payload.encode())
-                ins.finish()
+            with self._active().send_insert(statement, "JSONCompactEachRow") as inserter:
+                inserter.append(payload)
+                inserter.finish()
         except RuntimeError as exc:
             raise self._fail(exc) from exc
 

@@ -38,6 +38,7 @@ def test_a_second_directory_in_one_process_is_refused_until_the_first_closes(tmp
         assert second.migrate()
 
 
+@pytest.mark.slow
 def test_another_process_cannot_open_a_held_directory(chdb_url: str) -> None:
     with open_store(chdb_url) as store:
         store.migrate()

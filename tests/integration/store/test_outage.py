@@ -36,7 +36,7 @@ def test_down_server_raises_store_unavailable_until_it_is_back(
 
 def test_frozen_server_times_out_as_store_unavailable(clickhouse_server_process: ClickHouseServerProcess) -> None:
     server = clickhouse_server_process
-    with open_store(server.url + "?send_receive_timeout=1") as store:
+    with open_store(server.url + "?send_receive_timeout=1&sync_request_timeout=1") as store:
         store.migrate()
         server.pause()
         try:
