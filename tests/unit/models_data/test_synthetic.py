@@ -1,6 +1,7 @@
 """The synthetic generator: contracts of the output, reproducibility, and that the spec is honoured."""
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -96,6 +97,6 @@ def test_an_empty_field_has_no_labels() -> None:
         {"read_noise": -1.0},
     ],
 )
-def test_invalid_specs_are_rejected(changes: dict[str, object]) -> None:
+def test_invalid_specs_are_rejected(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         replace(SMALL, **changes)
