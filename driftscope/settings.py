@@ -97,7 +97,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config = os.environ.get("DRIFTSCOPE_CONFIG") or str(default_home() / "driftscope.toml")
+        explicit_home = getattr(init_settings, "init_kwargs", {}).get("home")
+        home = Path(explicit_home).expanduser() if explicit_home else default_home()
+        config = os.environ.get("DRIFTSCOPE_CONFIG") or str(home / "driftscope.toml")
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config)
         return (init_settings, env_settings, toml, file_secret_settings)
 
