@@ -21,8 +21,11 @@ __all__ = ["Row", "Store"]
 
 Row = dict[str, Any]
 
-# INSERT with inline VALUES: an 18.16 server waits for data blocks the driver never sends (deadlock).
-_INLINE_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+[\w.`\"]+\s*(\([^)]*\))?\s*VALUES\b", re.IGNORECASE)
+# INSERT with inline data (VALUES or FORMAT): an 18.16 server waits for data blocks that
+# clickhouse-driver never sends, and both sides hang until the socket times out.
+_INLINE_INSERT = re.compile(
+    r"^\s*INSERT\s+INTO\s+[\w.`\"]+\s*(\([^)]*\))?\s*(VALUES|FORMAT)\b", re.IGNORECASE
+)
 
 
 class Store(abc.ABC):
@@ -52,7 +55,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release the connection; the store cannot be used afterwards."""
+        """Release the connection (a server store reconnects if used again; chDB's cannot)."""
 
     # -- the public API ------------------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -66,18 +69,21 @@ class Store(abc.ABC):
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Rows of a SELECT as dicts; ``%(name)s`` placeholders are bound from ``params``.
 
-        ``INSERT ... VALUES`` with inline data is refused on every backend so that SQL which works
-        here also works against an 18.16 server, where it would hang: use :meth:`insert`.
+        ``INSERT`` with inline data (``VALUES``/``FORMAT``) is refused on every backend so that
+        SQL which works here also works against an 18.16 server, where it would hang: use
+        :meth:`insert`.
         """
         if _INLINE_INSERT.match(sql):
-            raise StoreQueryError("INSERT ... VALUES with inline data is not portable; use Store.insert(rows)")
+            raise StoreQueryError(
+                "INSERT with inline data is not portable (it hangs ClickHouse 18.16); use Store.insert(rows)"
+            )
         return self._run(render(sql, params))
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert ``rows`` into ``table`` as one columnar batch; the number of rows inserted.
 
-        Every row must carry the same keys; columns a row leaves out take their DEFAULT. A
-        read-only store lets the server refuse the batch (:class:`StoreReadOnly`).
+        Every row must carry the same keys; table columns that no row names take their DEFAULT.
+        A read-only store lets the server refuse the batch (:class:`StoreReadOnly`).
         """
         if not rows:
             return 0

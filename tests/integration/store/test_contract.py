@@ -214,6 +214,8 @@ def test_bad_statements_and_rows_raise_query_errors(store: Store) -> None:
     assert missing.value.code == 60
     with pytest.raises(StoreQueryError, match=r"Store\.insert"):
         store.execute("INSERT INTO labels (image_id) VALUES ('x')")
+    with pytest.raises(StoreQueryError, match=r"Store\.insert"):
+        store.execute('insert into labels FORMAT JSONEachRow {"image_id": "x"}')
     with pytest.raises(StoreQueryError, match="not given"):
         store.query("SELECT %(a)s AS a", {})
     with pytest.raises(StoreQueryError, match="columns"):
