@@ -32,7 +32,7 @@ from schemas.blobstore import BlobStore
 from schemas.claimcheck import DEFAULT_THRESHOLD_BYTES, array_to_blob, image_event
 from schemas.events import ImageEvent, LabelEvent, utcnow
 
-__all__ = ["InstrumentConfig", "SimulationReport", "SyntheticInstrument"]
+__all__ = ["IMAGE_TOPIC", "LABEL_TOPIC", "InstrumentConfig", "SimulationReport", "SyntheticInstrument"]
 
 IMAGE_TOPIC = "images.raw"
 LABEL_TOPIC = "labels"
