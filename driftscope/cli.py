@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from driftscope.commands import publish as publish_commands
 from driftscope.commands import stack as stack_commands
 
 app = typer.Typer(
@@ -14,6 +15,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack_commands.app, name="stack")
+app.command("publish")(publish_commands.publish)
+app.command("watch")(publish_commands.watch)
+app.command("simulate")(publish_commands.simulate)
 
 
 def main() -> None:
