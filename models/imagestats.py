@@ -37,25 +37,23 @@ def image_stats(image: np.ndarray, saturation_level: float | None = None) -> dic
       maximum of an integer dtype (65535 for uint16). Float images have no natural white level and
       report 0 unless a level is given.
 
-    Multi-channel images (H, W, C) are reduced to their channel mean first.
+    Multi-channel images (H, W, C) are reduced to their channel mean first, except for saturation,
+    which counts saturated samples in any channel.
     """
-    if image.ndim == 3:
-        raw = image
-        gray = image.astype(np.float32).mean(axis=2)
-    elif image.ndim == 2:
-        raw = image
-        gray = image.astype(np.float32)
-    else:
+    if image.ndim not in (2, 3):
         raise ValueError(f"image_stats expects an (H, W) or (H, W, C) image, got shape {image.shape}")
-    if gray.size == 0:
+    if image.size == 0:
         raise ValueError("image_stats got an empty image")
+    gray = image.astype(np.float32).mean(axis=2) if image.ndim == 3 else image.astype(np.float32)
 
-    p01, p50, p99 = _percentiles(raw if raw.ndim == 2 else gray, (1.0, 50.0, 99.0))
+    # A gray integer image keeps its dtype for the percentiles: that is what enables the histogram path.
+    p01, p50, p99 = _percentiles(image if image.ndim == 2 else gray, (1.0, 50.0, 99.0))
     mean = float(gray.mean(dtype=np.float64))
     std = float(gray.std(dtype=np.float64))
-    if saturation_level is None and np.issubdtype(raw.dtype, np.integer):
-        saturation_level = float(np.iinfo(raw.dtype).max)
-    saturation = 0.0 if saturation_level is None else float(np.count_nonzero(raw >= saturation_level)) / raw.size
+    if saturation_level is None and np.issubdtype(image.dtype, np.integer):
+        saturation_level = float(np.iinfo(image.dtype).max)
+    saturated = 0 if saturation_level is None else np.count_nonzero(image >= saturation_level)
+    saturation = float(saturated) / image.size
     return {
         "p01": p01,
         "p50": p50,
