@@ -54,10 +54,12 @@ class TrainingWorker:
         group_id: str = "driftscope-trainer",
         session_timeout_ms: int = 6000,
         on_outcome: Callable[[RunOutcome], None] | None = None,
+        on_assigned: Callable[[], None] | None = None,
     ) -> None:
         self._executor = executor
         self._records = records
         self._on_outcome = on_outcome
+        self._on_assigned = on_assigned
         self._stopping = threading.Event()
         self._consumer = Consumer({
             **kafka_config,
@@ -79,7 +81,7 @@ class TrainingWorker:
     def run_forever(self, *, max_requests: int | None = None) -> int:
         """Serve requests until stopped (or ``max_requests`` handled); returns how many were handled."""
         handled = 0
-        self._consumer.subscribe([REQUESTS_TOPIC])
+        self._consumer.subscribe([REQUESTS_TOPIC], on_assign=self._assigned)
         log.info("trainer consuming %s", REQUESTS_TOPIC)
         try:
             while not self._stopping.is_set() and (max_requests is None or handled < max_requests):
@@ -97,6 +99,11 @@ class TrainingWorker:
             self._producer.flush(10)
             self._consumer.close()
         return handled
+
+    def _assigned(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        log.info("trainer assigned %s", [p.partition for p in partitions])
+        if self._on_assigned is not None:
+            self._on_assigned()
 
     def _handle(self, msg: Message) -> None:
         try:
