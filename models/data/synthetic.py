@@ -212,17 +212,20 @@ def _render_objects(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.n
     stretch = 1.0 + np.abs(amplitudes).sum(axis=1)
     candidate = (rho <= stretch.astype(np.float32)[:, None, None]) & (py >= 0) & (py < height)
     candidate &= (px >= 0) & (px < width)
-    obj = np.nonzero(candidate)[0]
+    obj, row, col = np.nonzero(candidate)
     flat = (py * width + px)[candidate].astype(np.int64)
     rho_in = rho[candidate]
     if spec.irregularity > 0:
-        # The outline r(phi) = 1 + sum_k a_k cos(k*phi + p_k) is tabulated per object at
-        # _ANGLES angles; one arctan2 and a gather per pixel are ~3x cheaper than the harmonics.
+        # The outline r(psi) = 1 + sum_k a_k cos(k*psi + p_k) is tabulated per object at _ANGLES
+        # polar angles psi of the window, taken relative to the object's orientation. The angle of
+        # each window offset is computed once for the whole stack, so no per-pixel arctan2 is needed.
         angles = np.linspace(0.0, 2.0 * np.pi, _ANGLES, endpoint=False)
         waves = np.cos(_HARMONICS[None, :, None] * angles[None, None, :] + phases[:, :, None])
         outline = np.maximum(1.0 + np.einsum("nk,nka->na", amplitudes, waves), 0.3).astype(np.float32)
-        phi = np.arctan2(v[candidate], u[candidate])
-        bins = (phi * np.float32(_ANGLES / (2.0 * np.pi))).astype(np.int32) % _ANGLES
+        window_angle = np.arctan2(offsets[:, None].astype(np.float64), offsets[None, :].astype(np.float64))
+        window_bin = np.rint(window_angle * (_ANGLES / (2.0 * np.pi))).astype(np.int64)
+        theta_bin = np.rint(theta * (_ANGLES / (2.0 * np.pi))).astype(np.int64)
+        bins = (window_bin[row, col] - theta_bin[obj]) % _ANGLES
         rho_in = rho_in / outline.ravel()[obj * _ANGLES + bins]
     keep = rho_in <= 1.0
     obj, flat, rho_in = obj[keep] + 1, flat[keep], rho_in[keep]
