@@ -1,0 +1,64 @@
+"""``driftscope worker``: run the streaming agents (Faust) in this process.
+
+Example::
+
+    driftscope worker                                  # every agent, against the running stack
+    driftscope worker --agents fingerprint,segment     # a second worker: no sink (embedded chDB has one owner)
+    driftscope worker --web                            # loopback pages: counters, read-only store queries
+
+Start several workers with the same settings to split the partitions of each topic between them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, cast
+
+import typer
+
+from driftscope.settings import load_settings
+from driftscope.worker import WorkerError, WorkerOptions, run_worker
+from streams.config import AGENT_NAMES, AgentName
+
+__all__ = ["worker"]
+
+
+def _agents(spec: str) -> frozenset[AgentName]:
+    names = {part.strip() for part in spec.split(",") if part.strip()}
+    unknown = names - set(AGENT_NAMES)
+    if unknown or not names:
+        raise typer.BadParameter(f"choose from {', '.join(AGENT_NAMES)} (comma-separated); got {spec!r}")
+    return frozenset(cast(AgentName, name) for name in names)
+
+
+def worker(
+    home: Annotated[Path | None, typer.Option("--home", help="state directory (default: $DRIFTSCOPE_HOME)")] = None,
+    agents: Annotated[str, typer.Option(help="comma-separated agents to run")] = ",".join(AGENT_NAMES),
+    no_sink: Annotated[
+        bool, typer.Option("--no-sink", help="leave out the sink and the retrain trigger (they need the store)")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=16, help="actors (and inference threads) per image agent")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="onnxruntime intra-op threads per model")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="images per inference batch (at most)")] = 8,
+    batch_ms: Annotated[float, typer.Option(min=1, help="longest wait to fill a batch, ms")] = 50.0,
+    web: Annotated[bool, typer.Option("--web/--no-web", help="serve counters and queries on 127.0.0.1")] = False,
+    web_port: Annotated[int | None, typer.Option(help="loopback port of the web pages (default: a free one)")] = None,
+    name: Annotated[str | None, typer.Option(help="worker name in logs and status (default: host-pid)")] = None,
+) -> None:
+    """Run the fingerprint, segment, drift, retrain and sink agents (or some of them)."""
+    selected = _agents(agents)
+    if no_sink:
+        selected -= {"sink", "retrain"}
+    if not selected:
+        raise typer.BadParameter("no agent left to run")
+    options = WorkerOptions(
+        agents=selected, concurrency=concurrency, intra_op_threads=threads, image_batch_size=batch_size,
+        image_batch_ms=batch_ms, web=web or web_port is not None, web_port=web_port, name=name,
+    )
+    try:
+        run_worker(load_settings(home=home), options)
+    except WorkerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+

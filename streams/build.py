@@ -1,0 +1,60 @@
+"""Build the processing steps a :class:`StreamsConfig` asks for, then the app around them.
+
+Models are loaded once here (verified against the registry), the store is opened and migrated only
+when this worker runs the sink or the retrain trigger (in embedded mode exactly one worker may).
+"""
+
+from __future__ import annotations
+
+from models.registry import Registry
+from schemas.blobstore import BlobStore
+from streams.app import Steps, StreamsApp
+from streams.config import StreamsConfig
+from streams.driftwatch import DriftWatch
+from streams.fingerprint import Fingerprinter
+from streams.retrain import RetrainTrigger
+from streams.segment import Segmenter
+from streams.serving import ModelSlot, load_encoder, load_segmenter
+from streams.sink import ClickHouseSink
+
+__all__ = ["build_app", "build_steps"]
+
+
+def build_steps(config: StreamsConfig) -> Steps:
+    """The steps of every agent in ``config.agents``, with their models and store."""
+    from consumers.store import open_store  # only workers with the sink or the trigger touch the store
+
+    blobs = BlobStore(config.blob_url)
+    registry = Registry(blobs)
+    steps = Steps(registry=registry)
+    agents = config.agents
+    # Runner batches of 4 keep the U-Net's activations at 512x512 well inside the memory budget.
+    runner_batch = min(config.image_batch_size, 4)
+    if "segment" in agents:
+        runner, version = load_segmenter(registry, intra_op_threads=config.intra_op_threads, batch_size=runner_batch)
+        steps.segment = Segmenter(ModelSlot(runner, version), blobs)
+    if "fingerprint" in agents:
+        encoder, encoder_version = load_encoder(registry, intra_op_threads=config.intra_op_threads,
+                                                batch_size=runner_batch)
+        steps.fingerprint = Fingerprinter(ModelSlot(encoder, encoder_version), blobs)
+    if "drift" in agents:
+        steps.drift = DriftWatch(blobs, namespace=config.app_id)
+    if agents & {"sink", "retrain"}:
+        assert config.store_url is not None  # enforced by StreamsConfig
+        store = open_store(config.store_url)
+        store.migrate()
+        steps.store = store
+        if "sink" in agents:
+            steps.sink = ClickHouseSink(store)
+        if "retrain" in agents:
+            steps.retrain = RetrainTrigger(
+                store,
+                config.retrain,
+                serving_version=lambda: registry.serving("segmenter").version,
+                encoder_version=lambda: registry.serving_versions().get("encoder"),
+            )
+    return steps
+
+
+def build_app(config: StreamsConfig) -> StreamsApp:
+    return StreamsApp(config, build_steps(config))
