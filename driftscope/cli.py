@@ -6,6 +6,7 @@ import typer
 
 from driftscope.commands import publish as publish_commands
 from driftscope.commands import stack as stack_commands
+from driftscope.commands.worker import worker as worker_command
 
 app = typer.Typer(
     name="driftscope",
@@ -18,6 +19,7 @@ app.add_typer(stack_commands.app, name="stack")
 app.command("publish")(publish_commands.publish)
 app.command("watch")(publish_commands.watch)
 app.command("simulate")(publish_commands.simulate)
+app.command("worker")(worker_command)
 
 
 def main() -> None:
