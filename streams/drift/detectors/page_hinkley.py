@@ -2,7 +2,9 @@
 
 Page-Hinkley compares each value with the running mean of the stream itself rather than with a
 known level, so it needs no reference, at the price of adapting to a slow drift while it happens.
-With a fading factor ``alpha`` < 1 old deviations are forgotten, as in River.
+River's fading factor is left out: with ``alpha`` < 1 the cumulative sum settles near
+``-delta / (1 - alpha)`` with a spread that the threshold must then be scaled to, and a threshold that
+is right for standardised inputs at ``alpha = 1`` fires on pure noise at ``alpha = 0.999``.
 
 >>> detector = PageHinkley(delta=0.5, threshold=10.0, min_instances=5)
 >>> any(detector.update(x) for x in [0.2, -0.4, 0.1, 0.3, -0.2, 0.0, 0.1, -0.1])
@@ -21,22 +23,18 @@ __all__ = ["PageHinkley"]
 
 
 class PageHinkley(Detector):
-    """``m = alpha * m + (x - mean - delta)``; alarm when ``m - min(m) > threshold``."""
+    """``m = m + (x - mean - delta)``; alarm when ``m - min(m) > threshold``."""
 
     kind: ClassVar[str] = "page_hinkley"
 
-    def __init__(
-        self, delta: float = 0.5, threshold: float = 10.0, alpha: float = 1.0, min_instances: int = 30
-    ) -> None:
-        if delta < 0 or threshold <= 0 or not 0 < alpha <= 1 or min_instances < 1:
+    def __init__(self, delta: float = 0.5, threshold: float = 10.0, min_instances: int = 30) -> None:
+        if delta < 0 or threshold <= 0 or min_instances < 1:
             raise ValueError(
-                f"need delta >= 0, threshold > 0, 0 < alpha <= 1, min_instances >= 1; got "
-                f"{delta}, {threshold}, {alpha}, {min_instances}"
+                f"need delta >= 0, threshold > 0, min_instances >= 1; got {delta}, {threshold}, {min_instances}"
             )
         super().__init__()
         self.delta = float(delta)
         self._threshold = float(threshold)
-        self.alpha = float(alpha)
         self.min_instances = int(min_instances)
         self._reset()
 
@@ -50,7 +48,7 @@ class PageHinkley(Detector):
     def _step(self, x: float) -> bool:
         self._n += 1
         self._mean += (x - self._mean) / self._n
-        self._cumulative = self.alpha * self._cumulative + (x - self._mean - self.delta)
+        self._cumulative += x - self._mean - self.delta
         if self._cumulative <= self._minimum:
             self._minimum = self._cumulative
             self._run = 0
@@ -79,7 +77,6 @@ class PageHinkley(Detector):
         return {
             "delta": self.delta,
             "threshold": self._threshold,
-            "alpha": self.alpha,
             "min_instances": self.min_instances,
         }
 

@@ -1,0 +1,243 @@
+"""Drift benchmark: detection delay per shift type and severity, false alarms per 10,000 images.
+
+Runs the real drift logic (:class:`streams.drift.DriftMonitor`) on the synthetic instrument
+(``models.data``) through :mod:`streams.drift.evaluation`, which builds the events the drift agent
+sees (real image statistics; stand-ins for the encoder and the U-Net, see that module).
+
+- False alarms: ``--fa-images`` in-distribution images split into ``--fa-streams`` streams, each
+  with its own reference window (a false-alarm rate measured against one reference would only say
+  how lucky that reference was). Every drift event after the reference window is a false alarm.
+- Detection: per trial, an in-distribution prefix (reference window + ``--warmup`` images) is
+  replayed once and checkpointed; for each shift type and severity the checkpoint is restored (the
+  ``state_dict`` round trip the agent relies on) and shifted images are fed until the first drift
+  event or ``--horizon`` images. Delay 1 means the first shifted image raised it.
+
+Prints a table; ``--json`` prints one JSON line instead. ``--quick`` is a two-minute version.
+
+    .venv/bin/python bench/drift.py --quick
+    .venv/bin/python bench/drift.py --fa-images 10000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.data.drift import DRIFTS, DriftSchedule, DriftSpec
+from models.data.synthetic import SyntheticSpec
+from streams.drift import DriftConfig, DriftMonitor, SignalConfig
+from streams.drift.evaluation import StreamImage, ThumbnailEncoder, replay, synthetic_stream
+
+SHIFTS = tuple(DRIFTS)
+
+
+@dataclass
+class ShiftResult:
+    """Outcome of every trial of one shift type at one severity."""
+
+    shift: str
+    severity: float
+    delays: list[int | None] = field(default_factory=list)
+    first_signals: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def detection_rate(self) -> float:
+        return sum(d is not None for d in self.delays) / len(self.delays) if self.delays else 0.0
+
+    @property
+    def median_delay(self) -> float | None:
+        found = [d for d in self.delays if d is not None]
+        return float(statistics.median(found)) if found else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shift": self.shift,
+            "severity": self.severity,
+            "trials": len(self.delays),
+            "detection_rate": self.detection_rate,
+            "median_delay": self.median_delay,
+            "max_delay": max((d for d in self.delays if d is not None), default=None),
+            "first_signals": dict(self.first_signals.most_common(3)),
+        }
+
+
+@dataclass
+class FalseAlarms:
+    """Drift events raised on in-distribution images after the reference window."""
+
+    monitored_images: int = 0
+    events: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
+    observe_seconds: float = 0.0
+    observed_images: int = 0
+
+    @property
+    def per_10k(self) -> float:
+        return 10_000.0 * self.events / self.monitored_images if self.monitored_images else 0.0
+
+    @property
+    def us_per_image(self) -> float:
+        return 1e6 * self.observe_seconds / self.observed_images if self.observed_images else 0.0
+
+
+def timed_replay(
+    monitor: DriftMonitor, images: Iterable[StreamImage], result: FalseAlarms, monitored_from: int
+) -> None:
+    """Replay in-distribution images, timing only the monitor; count events after ``monitored_from``."""
+    for item in images:
+        start = time.perf_counter()
+        events = monitor.observe_fingerprint(item.fingerprint) + monitor.observe_prediction(item.prediction)
+        result.observe_seconds += time.perf_counter() - start
+        result.observed_images += 1
+        if item.index >= monitored_from:
+            result.monitored_images += 1
+            result.events += len(events)
+            result.signals.update(e.signal for e in events)
+
+
+def false_alarms(spec: SyntheticSpec, config: DriftConfig, images: int, streams: int, seed: int) -> FalseAlarms:
+    result = FalseAlarms()
+    per_stream = images // streams + config.reference_size
+    for stream in range(streams):
+        source = synthetic_stream(
+            spec, DriftSchedule(), per_stream, seed=seed + 1000 + stream, encoder=ThumbnailEncoder()
+        )
+        timed_replay(DriftMonitor(config), source, result, monitored_from=config.reference_size)
+    return result
+
+
+def detection(
+    spec: SyntheticSpec,
+    config: DriftConfig,
+    shifts: Iterable[str],
+    severities: Iterable[float],
+    trials: int,
+    warmup: int,
+    horizon: int,
+    seed: int,
+) -> tuple[list[ShiftResult], int]:
+    """Detection delays; also returns the false alarms raised during the in-distribution prefixes."""
+    encoder = ThumbnailEncoder()
+    onset = config.reference_size + warmup
+    results = {(s, v): ShiftResult(s, v) for s in shifts for v in severities}
+    prefix_alarms = 0
+    for trial in range(trials):
+        monitor = DriftMonitor(config)
+        prefix_alarms += len(
+            replay(monitor, synthetic_stream(spec, DriftSchedule(), onset, seed + trial, encoder=encoder))
+        )
+        checkpoint = json.loads(json.dumps(monitor.state_dict()))
+        for (shift, severity), result in results.items():
+            restored = DriftMonitor.from_state(checkpoint)
+            schedule = DriftSchedule.from_pairs([(onset, DriftSpec(shift, severity))])
+            shifted = synthetic_stream(
+                spec, schedule, horizon, seed=seed + 7919 * (trial + 1), start=onset, encoder=encoder
+            )
+            delay = None
+            for item in shifted:
+                found = replay(restored, [item])
+                if found:
+                    delay = item.index - onset + 1
+                    result.first_signals.update(d.event.signal for d in found)
+                    break
+            result.delays.append(delay)
+    return list(results.values()), prefix_alarms
+
+
+def configured(args: argparse.Namespace) -> DriftConfig:
+    """The default config, with the non-label detectors overridden from the command line."""
+    base = DriftConfig(reference_size=args.reference)
+    overrides = {
+        key: value
+        for key, value in (("allowance", args.allowance), ("threshold", args.threshold), ("clip", args.clip))
+        if value is not None
+    }
+    if not overrides:
+        return base
+    signals: dict[str, SignalConfig] = {
+        name: signal if name.startswith("label.") else signal.model_copy(update=overrides)
+        for name, signal in base.signals.items()
+    }
+    return base.model_copy(update={"signals": signals})
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--quick", action="store_true", help="small run: 2 trials, severities 0.5 and 1, 2000 FA images"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
+    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
+    parser.add_argument("--reference", type=int, default=100, help="reference window, images")
+    parser.add_argument(
+        "--fa-images", type=int, default=10_000, help="in-distribution images monitored for false alarms"
+    )
+    parser.add_argument("--fa-streams", type=int, default=5, help="independent references the FA images are split over")
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--severities", default="0.25,0.5,1.0")
+    parser.add_argument("--shifts", default=",".join(SHIFTS))
+    parser.add_argument("--warmup", type=int, default=50, help="in-distribution images between reference and shift")
+    parser.add_argument("--horizon", type=int, default=100, help="shifted images fed before giving up")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allowance", type=float, help="override every non-label signal's allowance")
+    parser.add_argument("--threshold", type=float, help="override every non-label signal's threshold")
+    parser.add_argument("--clip", type=float, help="override every non-label signal's clip")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.trials, args.severities, args.fa_images, args.fa_streams = 2, "0.5,1.0", 2_000, 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    config = configured(args)
+    spec = SyntheticSpec(size=(args.size, args.size))
+    severities = [float(s) for s in args.severities.split(",")]
+    shifts = [s.strip() for s in args.shifts.split(",") if s.strip()]
+    started = time.perf_counter()
+    fa = false_alarms(spec, config, args.fa_images, args.fa_streams, args.seed)
+    results, prefix_alarms = detection(
+        spec, config, shifts, severities, args.trials, args.warmup, args.horizon, args.seed
+    )
+    report = {
+        "bench": "drift",
+        "image_size": args.size,
+        "reference_size": config.reference_size,
+        "false_alarms": fa.events,
+        "fa_images": fa.monitored_images,
+        "false_alarms_per_10k": round(fa.per_10k, 3),
+        "false_alarm_signals": dict(fa.signals),
+        "prefix_false_alarms": prefix_alarms,
+        "us_per_image": round(fa.us_per_image, 1),
+        "shifts": [r.as_dict() for r in results],
+        "horizon": args.horizon,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{'shift':<13}{'severity':>9}{'detected':>10}{'median delay':>14}{'max delay':>11}  first signals")
+    for row in report["shifts"]:
+        median = "-" if row["median_delay"] is None else f"{row['median_delay']:.1f}"
+        worst = "-" if row["max_delay"] is None else str(row["max_delay"])
+        signals = ", ".join(f"{name} x{count}" for name, count in row["first_signals"].items())
+        print(
+            f"{row['shift']:<13}{row['severity']:>9.2f}{row['detection_rate']:>9.0%} {median:>14}{worst:>11}  {signals}"
+        )
+    print(
+        f"false alarms: {fa.events} in {fa.monitored_images} in-distribution images "
+        f"= {fa.per_10k:.2f} per 10,000 ({dict(fa.signals)}); {prefix_alarms} more in the detection prefixes"
+    )
+    print(f"monitor cost: {fa.us_per_image:.0f} us/image (both events, all signals); {report['seconds']} s total")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
