@@ -117,6 +117,9 @@ class WorkerQueryReader:
             message = _error_text(exc)
             if exc.code == 400:
                 raise StoreError(message) from exc
+            if exc.code == 404:
+                raise Unavailable(f"the worker at {self.web_url} does not hold the store (run one with the sink "
+                                  "agent and --web)") from exc
             raise Unavailable(f"the worker at {self.web_url} could not query the store: {message}") from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise Unavailable(f"the worker at {self.web_url} does not answer: {exc}") from exc
@@ -154,7 +157,8 @@ def open_reader(settings: Settings) -> StoreReader:
     url = settings.resolved_clickhouse_url
     if not url.startswith("chdb:"):
         return _open_direct(url)
-    served = [w for w in running_workers(settings.home) if w.get("web") and "sink" in w.get("agents", [])]
+    # Only the worker that holds the store serves the query page; any other answers 404 below.
+    served = [w for w in running_workers(settings.home) if w.get("web")]
     if served:
         return WorkerQueryReader(served[0]["web"])
     if find_running_stack(settings.home) is None:

@@ -1,0 +1,29 @@
+"""Every command this area adds says what it does, with an example, in its --help."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from driftscope.cli import app
+
+COMMANDS = ["publish", "watch", "simulate", "replay", "query", "status"]
+
+
+def test_top_level_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help_has_a_description_and_an_example(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert f"Example: driftscope {command}" in result.output
+
+
+def test_bad_time_is_a_usage_error() -> None:
+    result = CliRunner().invoke(app, ["replay", "--topic", "images.raw", "--from", "yesterday-ish"])
+    assert result.exit_code == 2
