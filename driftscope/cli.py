@@ -6,6 +6,9 @@ import typer
 
 from driftscope.commands import publish as publish_commands
 from driftscope.commands import stack as stack_commands
+from driftscope.commands.query import query as query_command
+from driftscope.commands.replay import replay_command
+from driftscope.commands.status import status as status_command
 from driftscope.commands.worker import worker as worker_command
 
 app = typer.Typer(
@@ -19,6 +22,9 @@ app.add_typer(stack_commands.app, name="stack")
 app.command("publish")(publish_commands.publish)
 app.command("watch")(publish_commands.watch)
 app.command("simulate")(publish_commands.simulate)
+app.command("replay")(replay_command)
+app.command("query")(query_command)
+app.command("status")(status_command)
 app.command("worker")(worker_command)
 
 
