@@ -68,7 +68,7 @@ class RobustReference:
     upper_scale: float
 
     @classmethod
-    def fit(cls, values: Sequence[float], min_scale: float) -> RobustReference:
+    def fit(cls, values: Sequence[float] | np.ndarray, min_scale: float) -> RobustReference:
         """Fit on the reference window (at least one finite value)."""
         data = np.sort(np.asarray(values, dtype=np.float64))
         if data.size == 0 or not np.isfinite(data).all():
