@@ -55,11 +55,6 @@ def label_instances(
         peaks = peak_local_max(distance, min_distance=min_distance, labels=components, exclude_border=False)
         markers = np.zeros(foreground.shape, dtype=np.int32)
         markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
-        # A component whose maximum is a plateau wider than min_distance still gets one seed.
-        unseeded = np.setdiff1d(np.arange(1, count + 1), np.unique(components[markers > 0]))
-        for component in unseeded:
-            y, x = np.argwhere(components == component)[0]
-            markers[y, x] = markers.max() + 1
         components = skimage_watershed(-distance, markers, mask=foreground)
     labels = np.asarray(components, dtype=np.int32)
     if min_area > 0 and labels.any():
