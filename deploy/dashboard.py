@@ -110,12 +110,13 @@ ORDER BY created_at""",
         description="Dice on the shared holdout of every published candidate, promoted or not.",
     ),
     Panel(
-        "Training runs",
+        "Training runs: serving vs candidate Dice on the holdout",
         "table",
         """
 SELECT finished_at, run_id, status, reason, base_model_version, candidate_version, device,
        round(duration_s) AS duration_s,
-       arrayElement(metric_values, indexOf(metric_names, 'dice')) AS dice
+       arrayElement(metric_values, indexOf(metric_names, 'serving_dice')) AS serving_dice,
+       arrayElement(metric_values, indexOf(metric_names, 'dice')) AS candidate_dice
 FROM model_runs FINAL
 WHERE $__timeFilter(finished_at)
 ORDER BY finished_at DESC

@@ -91,7 +91,7 @@ def _events() -> list[Event]:
     events.append(TrainingRunEvent(run_id="run-1", request_key="req-1", status="promoted",
                                    started_at=NOW - timedelta(hours=2), finished_at=NOW - timedelta(hours=1),
                                    duration_s=3600, device="cuda:0", base_model_version="seg-1",
-                                   candidate_version="seg-2", metrics={"dice": 0.86}))
+                                   candidate_version="seg-2", metrics={"dice": 0.86, "serving_dice": 0.81}))
     events.append(DeadLetter(source_topic="images.raw", partition=2, offset=17, original=b"\x00garbage",
                              error="unknown frame version", error_type="SchemaError",
                              failed_at=NOW - timedelta(minutes=10)))
@@ -174,6 +174,8 @@ def test_queries_answer_what_the_data_says(filled_store: Store) -> None:
         ("seg-1", "promoted", 0.81), ("seg-2", "promoted", 0.86), ("seg-3", "rejected", 0.79)}
     one = filled_store.query(expand(by_title["Drift events by signal"].sql, instruments=("scope-2",)))
     assert one == []  # the instrument filter applies
+    runs = filled_store.query(expand(by_title["Training runs: serving vs candidate Dice on the holdout"].sql))
+    assert [(row["serving_dice"], row["candidate_dice"]) for row in runs] == [(0.81, 0.86)]
     dead = filled_store.query(expand(by_title["Dead letters per minute by topic"].sql))
     assert [(row["source_topic"], row["dead_letters_per_min"]) for row in dead] == [("images.raw", 1.0)]
 
