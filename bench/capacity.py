@@ -126,8 +126,6 @@ def _store_rates(store_json: dict[str, Any]) -> dict[str, dict[str, float]]:
     for row in store_json["tables"]:
         rates.setdefault(row["backend"], {})[f"{row['table']}_rows_per_s"] = row["rows_per_s"]
         rates[row["backend"]][f"{row['table']}_bytes_per_row"] = row["bytes_per_row"]
-    for backend, images_per_s in store_json["images_per_s"].items():
-        rates[backend]["images_per_s"] = images_per_s
     return rates
 
 
@@ -150,7 +148,12 @@ def facility_model(*, instruments: int, rate: float, size: ImageSizeFigures, obj
         "images_raw_partitions": partitions,
     }
     if store_rates is not None:
-        model["clickhouse_connections_needed"] = design_rate / store_rates["images_per_s"]
+        # insert time per image, table by table: the objects table scales with the objects per image
+        seconds_per_image = sum(
+            (objects_per_image if table == "objects" else 1) / store_rates[f"{table}_rows_per_s"]
+            for table in ("images", "fingerprints", "predictions", "objects"))
+        model["clickhouse_images_per_s_per_connection"] = 1 / seconds_per_image
+        model["clickhouse_connections_needed"] = design_rate * seconds_per_image
         model["clickhouse_bytes_per_day"] = images_per_s * SECONDS_PER_DAY * sum(
             store_rates[f"{table}_bytes_per_row"] * (objects_per_image if table == "objects" else 1)
             for table in ("images", "fingerprints", "predictions", "objects"))
