@@ -68,6 +68,17 @@ def test_acquisition_jitter_spreads_but_bounds_the_background_level() -> None:
     assert 0.005 < relative_spread < 0.1
 
 
+def test_out_of_focus_nuclei_brighten_the_background_but_stay_unlabelled() -> None:
+    clear = replace(SMALL, out_of_focus=0.0)
+    hazy = replace(SMALL, out_of_focus=6.0, out_of_focus_brightness=0.6)
+    bright_background = []
+    for spec in (clear, hazy):
+        images, masks = generate_batch(spec, 6, seed=9)
+        bright_background.append(np.mean([np.percentile(i[m == 0], 95) for i, m in zip(images, masks, strict=True)]))
+        assert all(int(m.max()) > 0 for m in masks)
+    assert bright_background[1] > bright_background[0] + 20
+
+
 def test_bright_gain_saturates_at_the_bit_depth() -> None:
     spec = replace(SMALL, bit_depth=12, gain=40.0)
     image, _ = generate(spec, np.random.default_rng(5))
@@ -95,6 +106,7 @@ def test_an_empty_field_has_no_labels() -> None:
         {"gain": 0.0},
         {"dtype": "uint8", "bit_depth": 12},
         {"read_noise": -1.0},
+        {"out_of_focus": -0.5},
     ],
 )
 def test_invalid_specs_are_rejected(changes: dict[str, Any]) -> None:
