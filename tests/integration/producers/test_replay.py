@@ -16,6 +16,7 @@ from schemas.codec import decode, encode, headers_for
 from schemas.events import ImageEvent
 from schemas.topics import Topic
 from tests.fixtures.broker import consume, consumer_config, create_topics, producer_config
+from tests.integration.producers.reading import read_topic
 
 pytestmark = pytest.mark.broker
 
@@ -80,15 +81,6 @@ def source(tansu_broker: str) -> SourceTopic:
     return SourceTopic(name, dict(partitions))
 
 
-def _read_target(bootstrap: str, topic_name: str, expected: int) -> list[Message]:
-    consumer = Consumer(consumer_config(bootstrap))
-    consumer.subscribe([topic_name])
-    # Ask for one more than expected: an extra replayed message would show up here and fail the test.
-    messages = consume(consumer, expected + 1, timeout=20.0)
-    consumer.close()
-    return messages
-
-
 def test_replays_exactly_a_time_range_to_another_topic_in_partition_order(
     tansu_broker: str, source: SourceTopic
 ) -> None:
@@ -104,7 +96,7 @@ def test_replays_exactly_a_time_range_to_another_topic_in_partition_order(
         for p, rows in source.partitions.items()
     }
     assert report.replayed == 100
-    messages = _read_target(tansu_broker, target, 100)
+    messages = read_topic(tansu_broker, target, 100)  # a plain consumer, not the project's code
     assert len(messages) == 100
     got: dict[int, list[str]] = defaultdict(list)
     for message in messages:

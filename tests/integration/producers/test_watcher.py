@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from confluent_kafka import Consumer
 
 from models.data.dataset import write_image
 from producers.kafka import EventProducer
@@ -24,7 +23,8 @@ from schemas.claimcheck import image_pixels
 from schemas.codec import decode
 from schemas.events import ImageEvent
 from schemas.topics import Topic
-from tests.fixtures.broker import consume, consumer_config, create_topics
+from tests.fixtures.broker import create_topics
+from tests.integration.producers.reading import read_topic
 
 pytestmark = pytest.mark.broker
 
@@ -63,10 +63,7 @@ def publisher(tansu_broker: str, topic_name: str, tmp_path: Path) -> Iterator[Fi
 
 def _published(bootstrap: str, topic_name: str, expected: int, store: BlobStore) -> dict[str, np.ndarray]:
     """image source file name -> pixels, read by a plain consumer; duplicates fail the test."""
-    consumer = Consumer(consumer_config(bootstrap))
-    consumer.subscribe([topic_name])
-    messages = consume(consumer, expected + 1, timeout=15.0)  # one extra would be a duplicate
-    consumer.close()
+    messages = read_topic(bootstrap, topic_name, expected)  # a duplicate would show up as an extra message
     found: dict[str, np.ndarray] = {}
     for message in messages:
         assert message.key() == b"scope-w"
