@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
 
 from consumers.store import open_store
@@ -21,7 +21,7 @@ from models.data.dataset import write_image
 from schemas.codec import decode
 from schemas.events import ImageEvent
 from schemas.topics import Topic
-from tests.fixtures.broker import consume, consumer_config, create_topics
+from tests.fixtures.broker import consume, consumer_config, create_topics, producer_config
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -121,3 +121,32 @@ def test_query_on_an_embedded_store_nobody_holds(tmp_path: Path) -> None:
     assert json.loads(read.stdout) == [{"detector": "adwin", "window_size": 32}]
     write = subprocess.run([*command, "DROP TABLE drift_events"], capture_output=True, text=True, env=env, cwd=REPO)
     assert write.returncode == 1
+
+
+@pytest.mark.broker
+def test_status_shows_committed_offsets_per_group_and_partition(tansu_broker: str, tmp_path: Path) -> None:
+    topic = f"cli-status-{uuid.uuid4().hex[:8]}"
+    group = f"cli-status-group-{uuid.uuid4().hex[:6]}"
+    create_topics(tansu_broker, [Topic(topic, 2, "instrument_id", "status test")])
+    producer = Producer(producer_config(tansu_broker))
+    for _ in range(5):
+        producer.produce(topic, b"x", b"k", partition=0)
+        producer.flush(10)  # one batch per message: Tansu's end offset is then right
+    consumer = Consumer(consumer_config(tansu_broker, group))
+    consumer.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+    consumer.close()
+
+    env = _env(tmp_path, DRIFTSCOPE_KAFKA__BOOTSTRAP_SERVERS=tansu_broker)
+    result = CliRunner().invoke(app, ["status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    [row] = [r for r in shown["lag"] if r["group"] == group]
+    assert (row["topic"], row["partition"], row["committed"], row["end"], row["lag"]) == (topic, 0, 3, 5, 2)
+    assert shown["store_error"]  # no store in this home: reported, not fatal
+
+    result = CliRunner().invoke(app, ["status"], env=env)
+    assert result.exit_code == 0 and group in result.stdout
+
+
+def test_status_without_a_broker_exits_3(tmp_path: Path) -> None:
+    assert CliRunner().invoke(app, ["status"], env=_env(tmp_path)).exit_code == 3
