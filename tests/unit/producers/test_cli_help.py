@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from driftscope.cli import app
 
-COMMANDS = ["publish", "watch", "simulate", "replay", "query", "status"]
+COMMANDS = ["publish", "watch", "simulate", "replay", "query", "status", "report"]
 
 
 def test_top_level_help_lists_the_commands() -> None:

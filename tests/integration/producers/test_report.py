@@ -1,0 +1,58 @@
+"""The HTML report is one self-contained file holding the window's data, on both store backends."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from consumers.store import Store
+from consumers.store.rows import rows_by_table
+from driftscope.commands.report import build_report
+from schemas.events import BlobRef, DriftEvent, Event, FingerprintEvent, ImageEvent, ImageStats, PredictionEvent
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+REF = BlobRef(uri="ds-blob://masks/ab/" + "ab" * 32, sha256="ab" * 32, size=10)
+
+
+def _events() -> list[Event]:
+    events: list[Event] = []
+    for i in range(6):
+        at = NOW - timedelta(hours=i)
+        image_id = f"scope-r/{i}"
+        stats = ImageStats(p01=1, p50=100 + i, p99=900, mean=120, std=30, focus=5 - i * 0.5, noise=2,
+                           saturation_fraction=0)
+        events += [
+            ImageEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, shape=(2, 2), dtype="uint8",
+                       pixels=np.zeros((2, 2), dtype=np.uint8)),
+            FingerprintEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, encoder_version="e1",
+                             latent=[0.0, 1.0], reconstruction_error=0.1, stats=stats),
+            PredictionEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, model_version="seg-7",
+                            mask=REF, object_count=10 + i, foreground_fraction=0.2, mean_confidence=0.9,
+                            entropy=0.1, latency_ms=12.0),
+        ]
+    events.append(DriftEvent(detector="adwin", signal="focus", instrument_id="scope-r", model_version="seg-7",
+                             statistic=4.2, threshold=1.0, window=32, first_seen_at=NOW - timedelta(hours=2),
+                             detected_at=NOW - timedelta(hours=2), severity="high"))
+    old = NOW - timedelta(days=30)
+    events.append(DriftEvent(detector="kswin", signal="p50", instrument_id="scope-old", model_version="seg-1",
+                             statistic=1.0, threshold=0.5, window=8, first_seen_at=old, detected_at=old))
+    return events
+
+
+def test_report_is_self_contained_and_holds_the_window(store: Store) -> None:
+    for table, rows in rows_by_table(_events()).items():
+        store.insert(table, rows)
+    document = build_report(store, since=NOW - timedelta(days=1))
+
+    assert document.startswith("<!DOCTYPE html>")
+    assert not re.search(r"<script[^>]+src=", document), "every script must be inline"
+    assert document.count("plotly.js v") == 1  # the library once, not per figure
+    for section in ("Images", "Image statistics and drift", "Drift events", "Segmentation", "Training runs"):
+        assert f"<h2>{section}</h2>" in document
+    assert "seg-7" in document and "adwin" in document
+    assert "scope-old" not in document  # outside the window
+
+    only_other = build_report(store, since=NOW - timedelta(days=1), instrument="scope-none")
+    assert "no images in this window" in only_other
