@@ -8,6 +8,7 @@ from driftscope.commands import publish as publish_commands
 from driftscope.commands import stack as stack_commands
 from driftscope.commands.query import query as query_command
 from driftscope.commands.replay import replay_command
+from driftscope.commands.report import report as report_command
 from driftscope.commands.status import status as status_command
 from driftscope.commands.worker import worker as worker_command
 
@@ -25,6 +26,7 @@ app.command("simulate")(publish_commands.simulate)
 app.command("replay")(replay_command)
 app.command("query")(query_command)
 app.command("status")(status_command)
+app.command("report")(report_command)
 app.command("worker")(worker_command)
 
 
