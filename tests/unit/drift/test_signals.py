@@ -1,4 +1,4 @@
-"""Signal extraction: image statistics, sharpness, predictions, labels, latent distance."""
+"""Signal extraction: image statistics, predictions, labels, latent distance."""
 
 from __future__ import annotations
 
@@ -17,27 +17,16 @@ from streams.drift.signals import (
     prediction_values,
     reconstruction_value,
 )
-from streams.drift.signals.image_stats import sharpness
 from tests.unit.drift.factories import fingerprint, prediction
 
 STATS = ImageStats(p01=100, p50=180, p99=900, mean=230, std=150, focus=2000, noise=5, saturation_fraction=0.01)
 
 
-def test_image_stat_values_name_every_field_and_sharpness() -> None:
+def test_image_stat_values_name_every_field_but_mean() -> None:
     values = image_stat_values(STATS)
-    assert set(values) == {f"image.{f}" for f in IMAGE_STAT_FIELDS} | {"image.sharpness"}
+    assert set(values) == {f"image.{f}" for f in IMAGE_STAT_FIELDS}
+    assert "image.mean" not in values
     assert values["image.p99"] == 900.0 and values["image.saturation_fraction"] == 0.01
-
-
-def test_sharpness_is_one_for_white_noise_and_ignores_gain() -> None:
-    """The 4-neighbour Laplacian of white noise of sigma has variance 20 sigma^2."""
-    noise = np.random.default_rng(0).normal(0.0, 3.0, (512, 512))
-    lap = noise[:-2, 1:-1] + noise[2:, 1:-1] + noise[1:-1, :-2] + noise[1:-1, 2:] - 4 * noise[1:-1, 1:-1]
-    white = STATS.model_copy(update={"focus": float(lap.var()), "noise": 3.0})
-    assert sharpness(white) == pytest.approx(1.0, rel=0.02)
-    gained = STATS.model_copy(update={"focus": STATS.focus * 9, "noise": STATS.noise * 3})
-    assert sharpness(gained) == pytest.approx(sharpness(STATS))
-    assert np.isfinite(sharpness(STATS.model_copy(update={"focus": 0.0, "noise": 0.0})))
 
 
 def test_prediction_values_skip_shape_signals_without_objects() -> None:
