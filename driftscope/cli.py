@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from driftscope.commands import models as models_commands
 from driftscope.commands import publish as publish_commands
 from driftscope.commands import stack as stack_commands
 from driftscope.commands.query import query as query_command
 from driftscope.commands.replay import replay_command
 from driftscope.commands.report import report as report_command
 from driftscope.commands.status import status as status_command
+from driftscope.commands.trainer import trainer as trainer_command
 from driftscope.commands.worker import worker as worker_command
 
 app = typer.Typer(
@@ -20,6 +22,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack_commands.app, name="stack")
+app.add_typer(models_commands.app, name="models")
+app.command("segment")(models_commands.segment)
 app.command("publish")(publish_commands.publish)
 app.command("watch")(publish_commands.watch)
 app.command("simulate")(publish_commands.simulate)
@@ -28,6 +32,7 @@ app.command("query")(query_command)
 app.command("status")(status_command)
 app.command("report")(report_command)
 app.command("worker")(worker_command)
+app.command("trainer")(trainer_command)
 
 
 def main() -> None:
