@@ -19,16 +19,17 @@ import urllib.request
 from collections.abc import Mapping
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from consumers.store import Row, StoreError, open_store
-from consumers.store.sql import render
 from driftscope.settings import Settings, load_settings
 from driftscope.stack import apply_running_stack, find_running_stack
 from driftscope.supervisor import pid_alive
+
+if TYPE_CHECKING:
+    from consumers.store import Row
 
 __all__ = [
     "ExitCode",
@@ -109,6 +110,9 @@ class WorkerQueryReader:
         self.timeout = timeout
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        from consumers.store import StoreError
+        from consumers.store.sql import render
+
         url = f"{self.web_url}{QUERY_PATH}?{urllib.parse.urlencode({'sql': render(sql, params)})}"
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:
@@ -170,6 +174,9 @@ def open_reader(settings: Settings) -> StoreReader:
 
 
 def _open_direct(url: str) -> StoreReader:
+    # Imported on use: chDB and clickhouse-driver take seconds to import, --help should not wait.
+    from consumers.store import StoreError, open_store
+
     try:
         return open_store(url, readonly=True)
     except StoreError as exc:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from hashlib import sha1
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,14 +24,18 @@ from rich.table import Table
 
 from driftscope.commands.clients import ExitCode, Unavailable, kafka_config, resolve_settings
 from driftscope.settings import Settings
-from models.data.drift import DRIFTS, DriftSchedule
-from models.data.synthetic import SyntheticSpec
-from producers.files import ImageFileError, expand_paths
-from producers.instrument import LABEL_TOPIC, InstrumentConfig, SyntheticInstrument
 from producers.kafka import EventProducer, PublishError
-from producers.publish import IMAGE_TOPIC, FilePublisher, PublishedFile
-from producers.watcher import FolderWatcher, LedgerBusy, ScanResult, WatchLedger
 from schemas.blobstore import BlobStore
+
+if TYPE_CHECKING:
+    from producers.publish import PublishedFile
+    from producers.watcher import FolderWatcher, ScanResult
+
+# The image readers (tifffile, imageio, scikit-image) and the generator (scipy) are imported by the
+# commands that use them: together they take seconds, and `driftscope --help` should not wait.
+IMAGE_TOPIC = "images.raw"
+LABEL_TOPIC = "labels"
+_DRIFT_NAMES = "illumination, defocus, noise, contrast, density, morphology, scale"
 
 __all__ = ["publish", "simulate", "watch"]
 
@@ -91,6 +95,9 @@ def publish(
 
     Example: driftscope publish plate1/ extra.ome.tif --instrument scope-3 --experiment screen-42
     """
+    from producers.files import ImageFileError, expand_paths
+    from producers.publish import FilePublisher
+
     try:
         files = expand_paths(paths)
     except ImageFileError as exc:
@@ -193,6 +200,9 @@ def watch(
 
     Example: driftscope watch /data/scope-3/out --instrument scope-3 --settle 5
     """
+    from producers.publish import FilePublisher
+    from producers.watcher import FolderWatcher, LedgerBusy, WatchLedger
+
     if not directory.is_dir():
         raise _fail(ExitCode.USAGE, f"{directory} is not a folder")
     settings, conf = _connect(home, topic)
@@ -250,7 +260,7 @@ def simulate(
     rate: Annotated[float, typer.Option(min=0, help="images per second (0: as fast as possible)")] = 2.0,
     drift: Annotated[
         str, typer.Option(help="drift schedule: name:severity@image[+ramp], comma-separated; names: "
-                          + ", ".join(DRIFTS))
+                          + _DRIFT_NAMES)
     ] = "",
     label_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="fraction of images whose ground-truth mask is published")
@@ -269,6 +279,10 @@ def simulate(
 
     Example: driftscope simulate --count 600 --rate 5 --drift "defocus:0.6@300+50" --label-fraction 0.1
     """
+    from models.data.drift import DriftSchedule
+    from models.data.synthetic import SyntheticSpec
+    from producers.instrument import InstrumentConfig, SyntheticInstrument
+
     try:
         schedule = DriftSchedule.parse(drift)
         config = InstrumentConfig(instrument_id=instrument, spec=SyntheticSpec(size=(size, size)),

@@ -15,14 +15,16 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from consumers.store import Row, StoreError, StoreUnavailable
 from driftscope.commands.clients import ExitCode, Unavailable, open_reader, resolve_settings
+
+if TYPE_CHECKING:
+    from consumers.store import Row
 
 __all__ = ["OutputFormat", "jsonable", "query"]
 
@@ -81,6 +83,8 @@ def query(
 
     Example: driftscope query --json "SELECT * FROM drift_events FINAL ORDER BY detected_at DESC LIMIT 5" | jq .
     """
+    from consumers.store import StoreError, StoreUnavailable
+
     statement = sys.stdin.read() if sql == "-" else sql
     if not statement.strip():
         stderr.print("[red]error:[/red] empty SQL statement")

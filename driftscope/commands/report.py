@@ -14,15 +14,17 @@ import html
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from consumers.store import Row, StoreError, StoreUnavailable
 from driftscope.commands.clients import ExitCode, StoreReader, Unavailable, open_reader, resolve_settings
 from driftscope.commands.query import jsonable
 from driftscope.commands.replay import parse_time
+
+if TYPE_CHECKING:
+    from consumers.store import Row
 
 __all__ = ["build_report", "report"]
 
@@ -199,6 +201,8 @@ def report(
 
     Example: driftscope report --out week.html --since -7d --instrument scope-3
     """
+    from consumers.store import StoreError, StoreUnavailable
+
     start = parse_time(since)
     try:
         reader = open_reader(resolve_settings(home))

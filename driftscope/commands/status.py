@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
@@ -22,7 +22,6 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from rich.console import Console
 from rich.table import Table
 
-from consumers.store import Row, StoreError
 from driftscope.commands.clients import (
     ExitCode,
     StoreReader,
@@ -33,6 +32,9 @@ from driftscope.commands.clients import (
     running_workers,
 )
 from driftscope.commands.query import jsonable
+
+if TYPE_CHECKING:
+    from consumers.store import Row
 
 __all__ = ["PartitionLag", "consumer_lag", "status"]
 
@@ -114,6 +116,8 @@ def status(
 
     Example: driftscope status --json | jq '.lag[] | select(.lag > 100)'
     """
+    from consumers.store import StoreError
+
     settings = resolve_settings(home)
     try:
         lag = consumer_lag(kafka_config(settings))

@@ -27,3 +27,14 @@ def test_command_help_has_a_description_and_an_example(command: str) -> None:
 def test_bad_time_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["replay", "--topic", "images.raw", "--from", "yesterday-ish"])
     assert result.exit_code == 2
+
+
+def test_cli_constants_match_their_sources() -> None:
+    # Kept as literals so `driftscope --help` does not import the image stack; they must not drift apart.
+    from driftscope.commands import publish
+    from models.data.drift import DRIFTS
+    from producers import instrument
+    from producers.publish import IMAGE_TOPIC
+
+    assert ", ".join(DRIFTS) == publish._DRIFT_NAMES
+    assert (publish.IMAGE_TOPIC, publish.LABEL_TOPIC) == (IMAGE_TOPIC, instrument.LABEL_TOPIC)
