@@ -91,6 +91,8 @@ class DriftConfig(BaseModel):
     cooldown: int = Field(default=500, ge=0)
     #: Most recent image ids a drift event carries as evidence.
     evidence_size: int = Field(default=16, ge=1, le=1000)
+    #: Most recent image ids per source remembered to ignore redelivered events (at-least-once replays).
+    dedupe_window: int = Field(default=64, ge=1, le=10_000)
     #: Estimated shift (robust standard deviations) from which an event is "medium", then "high".
     severity_medium: float = Field(default=2.0, gt=0)
     severity_high: float = Field(default=4.0, gt=0)

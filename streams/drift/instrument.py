@@ -9,10 +9,17 @@ signal starts a new reference window (the new model was trained for the data now
 fingerprints carry a new encoder version, the two fingerprint signals do (the latent space changed).
 Label scores of another segmenter version than the current one are ignored: they judge a model that
 no longer serves.
+
+Delivery is at-least-once, so the same event may come twice after a crash or a rebalance. An
+image id seen among the last ``dedupe_window`` of its source is ignored (the detectors must not
+count it twice), and a drift event's id is derived from what raised it (instrument, signal,
+detector, model version, image), so a replay that raises it again yields the same ``event_id`` and
+the idempotent sinks keep one.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -41,6 +48,8 @@ Source = Literal["fingerprint", "prediction", "label"]
 _SOURCES: tuple[Source, ...] = ("fingerprint", "prediction", "label")
 _DISTANCE = "fingerprint.distance"
 _ENCODER_SIGNALS = (_DISTANCE, "fingerprint.reconstruction_error")
+#: Namespace of the name-based (uuid5) ids of drift events.
+_EVENT_NAMESPACE = uuid.UUID("5d1c7a52-8f0e-4a55-9a43-3b1f0c0de7a1")
 
 
 class InstrumentDriftState:
@@ -55,13 +64,15 @@ class InstrumentDriftState:
         self.tracks: dict[str, SignalTrack] = {}
         self.latent_reference: LatentReference | None = None
         self._pending_latents: list[list[float]] = []
-        self._recent: dict[Source, deque[str]] = {s: deque(maxlen=self.config.evidence_size) for s in _SOURCES}
+        window = max(self.config.dedupe_window, self.config.evidence_size)
+        self._recent: dict[Source, deque[str]] = {s: deque(maxlen=window) for s in _SOURCES}
         self.counters: dict[str, int] = {
             "fingerprints": 0,
             "predictions": 0,
             "label_scores": 0,
             "ignored_label_scores": 0,
             "reference_resets": 0,
+            "duplicates": 0,
             "drift_events": 0,
         }
 
@@ -70,6 +81,8 @@ class InstrumentDriftState:
     def observe_fingerprint(self, event: FingerprintEvent) -> list[DriftEvent]:
         """Image-statistics, latent-distance and reconstruction-error signals of one image."""
         self._check_instrument(event.instrument_id)
+        if self._is_duplicate("fingerprint", event.image_id):
+            return []
         if event.encoder_version != self.encoder_version:
             if self.encoder_version is not None:
                 self._reset(_ENCODER_SIGNALS)
@@ -84,6 +97,8 @@ class InstrumentDriftState:
     def observe_prediction(self, event: PredictionEvent) -> list[DriftEvent]:
         """Prediction signals of one image; a new segmenter version starts new references."""
         self._check_instrument(event.instrument_id)
+        if self._is_duplicate("prediction", event.image_id):
+            return []
         if event.model_version != self.model_version:
             if self.model_version is not None:
                 self._reset(None)
@@ -96,6 +111,8 @@ class InstrumentDriftState:
     ) -> list[DriftEvent]:
         """Dice and IoU of the served model on a labelled image (scores of other versions are ignored)."""
         values = label_values(dice, iou)
+        if self._is_duplicate("label", image_id):
+            return []
         if self.model_version is None:
             self.model_version = model_version
         elif model_version != self.model_version:
@@ -146,6 +163,13 @@ class InstrumentDriftState:
             track = self.tracks[name] = SignalTrack(name, config, size, self.config.cooldown)
         return track
 
+    def _is_duplicate(self, source: Source, image_id: str) -> bool:
+        """Whether ``image_id`` was among the last observations of ``source`` (a redelivery)."""
+        if image_id in self._recent[source]:
+            self.counters["duplicates"] += 1
+            return True
+        return False
+
     def _observe(self, source: Source, values: Mapping[str, float], image_id: str, at: datetime) -> list[DriftEvent]:
         self._recent[source].append(image_id)
         events = []
@@ -155,13 +179,13 @@ class InstrumentDriftState:
                 continue
             alarm = track.observe(value, image_id, at)
             if alarm is not None:
-                events.append(self._event(alarm, source))
+                events.append(self._event(alarm, source, image_id))
         self.counters["drift_events"] += len(events)
         return events
 
-    def _event(self, alarm: Alarm, source: Source) -> DriftEvent:
+    def _event(self, alarm: Alarm, source: Source, image_id: str) -> DriftEvent:
         recent = list(self._recent[source])
-        evidence = recent[-min(max(alarm.window, 1), len(recent)) :]
+        evidence = recent[-min(max(alarm.window, 1), self.config.evidence_size, len(recent)) :]
         severity: Literal["low", "medium", "high"]
         if alarm.magnitude >= self.config.severity_high:
             severity = "high"
@@ -169,11 +193,14 @@ class InstrumentDriftState:
             severity = "medium"
         else:
             severity = "low"
+        model_version = self.model_version or UNKNOWN_MODEL_VERSION
+        name = "|".join((self.instrument_id, alarm.signal, alarm.detector, model_version, image_id))
         return DriftEvent(
+            event_id=uuid.uuid5(_EVENT_NAMESPACE, name),
             detector=alarm.detector,
             signal=alarm.signal,
             instrument_id=self.instrument_id,
-            model_version=self.model_version or UNKNOWN_MODEL_VERSION,
+            model_version=model_version,
             statistic=alarm.statistic,
             threshold=alarm.threshold,
             window=alarm.window,

@@ -249,3 +249,47 @@ def test_monitor_checkpoint_format_is_checked() -> None:
         DriftMonitor.from_state({"format": 0})
     with pytest.raises(DriftStateError):
         DriftMonitor.from_state({"format": 1, "config": {}, "instruments": {"a": {"format": 1}}})
+
+
+def test_redelivered_events_are_ignored_and_events_keep_their_id() -> None:
+    """At-least-once: a replay neither double-counts nor yields a second event id for one alarm."""
+    rng = np.random.default_rng(14)
+    state = InstrumentDriftState("scope-1", small_config())
+    images = [fingerprint(i, rng, p50_shift=0.0 if i < 40 else 9.0) for i in range(45)]
+    predictions = [prediction(i, rng) for i in range(45)]
+    first = []
+    for image, pred in zip(images, predictions, strict=True):
+        first += state.observe_fingerprint(image) + state.observe_prediction(pred)
+    assert first
+    checkpoint_before_alarm = None
+    replica = InstrumentDriftState("scope-1", small_config())
+    for i, (image, pred) in enumerate(zip(images, predictions, strict=True)):
+        if i == 38:
+            checkpoint_before_alarm = json.loads(json.dumps(replica.state_dict()))
+        replica.observe_fingerprint(image)
+        replica.observe_prediction(pred)
+    counted = state.counters["fingerprints"]
+    # the broker redelivers the last 10 images: nothing is counted twice, no event is raised again
+    for image, pred in zip(images[-10:], predictions[-10:], strict=True):
+        assert state.observe_fingerprint(image) == [] and state.observe_prediction(pred) == []
+    assert state.counters["fingerprints"] == counted and state.counters["duplicates"] == 20
+    # a worker that crashed before checkpointing the alarm raises it again with the same id
+    assert checkpoint_before_alarm is not None
+    restarted = InstrumentDriftState.from_state(checkpoint_before_alarm)
+    again = []
+    for image, pred in zip(images[38:], predictions[38:], strict=True):
+        again += restarted.observe_fingerprint(image) + restarted.observe_prediction(pred)
+    assert [e.event_id for e in again] == [e.event_id for e in first]
+
+
+def test_an_old_version_redelivered_does_not_reset_the_references() -> None:
+    rng = np.random.default_rng(15)
+    state = InstrumentDriftState("scope-1", small_config())
+    old = [prediction(i, rng, model_version="seg-1") for i in range(5)]
+    for event in old:
+        state.observe_prediction(event)
+    state.observe_prediction(prediction(5, rng, model_version="seg-2"))
+    resets = state.counters["reference_resets"]
+    for event in old:
+        assert state.observe_prediction(event) == []
+    assert state.model_version == "seg-2" and state.counters["reference_resets"] == resets
