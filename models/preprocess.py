@@ -60,14 +60,17 @@ def normalize(image: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH
     """
     if image.ndim not in (2, 3):
         raise ValueError(f"normalize expects an (H, W) or (H, W, C) image, got shape {image.shape}")
-    data = image.astype(np.float32, copy=False)
-    if data.ndim == 3:
-        return np.stack([normalize(data[..., c], low, high) for c in range(data.shape[2])], axis=-1)
+    if image.ndim == 3:
+        return np.stack([normalize(image[..., c], low, high) for c in range(image.shape[2])], axis=-1)
+    # float32 holds every 8/16-bit value exactly; float64 input keeps its precision until the offset
+    # is gone, or a faint image on a large offset would lose its contrast in the subtraction.
+    precision: type[np.floating] = np.float64 if image.dtype == np.float64 else np.float32
+    data: np.ndarray = image.astype(precision, copy=False)
     lo, hi = (float(v) for v in np.percentile(data, (low, high)))
     span = hi - lo
     if not np.isfinite(span) or span <= 0.0:
         return np.zeros(data.shape, dtype=np.float32)
-    out = (data - np.float32(lo)) * np.float32(1.0 / span)
+    out = ((data - lo) * (1.0 / span)).astype(np.float32, copy=False)
     return np.clip(out, 0.0, 1.0, out=out)
 
 

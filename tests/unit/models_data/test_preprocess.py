@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -18,6 +18,8 @@ images = arrays(
 @given(images, st.floats(0.01, 100.0), st.floats(-500.0, 500.0))
 @settings(max_examples=60, deadline=None)
 def test_normalize_is_invariant_to_gain_and_offset(image: np.ndarray, gain: float, offset: float) -> None:
+    # Contrast below float64 resolution of the shifted values is gone before normalize sees it.
+    assume(float(np.ptp(image)) * gain > 1e-9 * (abs(offset) + gain * float(np.abs(image).max()) + 1.0))
     assert np.allclose(normalize(image), normalize(gain * image + offset), atol=1e-4)
 
 
