@@ -120,11 +120,11 @@ def save_autoencoder(model: FingerprintAutoencoder, *, half: bool = True) -> byt
 
 
 def load_autoencoder(data: bytes) -> FingerprintAutoencoder:
-    """Rebuild the autoencoder (fp32, on CPU) from :func:`save_autoencoder` bytes."""
+    """Rebuild the autoencoder (fp32, on CPU) from :func:`save_autoencoder` bytes, in eval mode."""
     checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if checkpoint.get("kind") != "encoder":
         raise ValueError(f"not an encoder checkpoint (kind={checkpoint.get('kind')!r})")
     model = FingerprintAutoencoder(AutoencoderConfig.from_dict(checkpoint["config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
     model.load_state_dict(state)
-    return model
+    return model.eval()

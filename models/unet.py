@@ -110,10 +110,10 @@ def save_unet(model: UNet) -> bytes:
 
 
 def load_unet(data: bytes) -> UNet:
-    """Rebuild a U-Net from :func:`save_unet` bytes (on CPU; move it to the training device after)."""
+    """Rebuild a U-Net from :func:`save_unet` bytes (on CPU, in eval mode; training sets train mode itself)."""
     checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if checkpoint.get("kind") != "segmenter":
         raise ValueError(f"not a segmenter checkpoint (kind={checkpoint.get('kind')!r})")
     model = UNet(UNetConfig.from_dict(checkpoint["config"]))
     model.load_state_dict(checkpoint["state_dict"])
-    return model
+    return model.eval()
