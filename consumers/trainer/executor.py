@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -24,8 +24,8 @@ from models.onnx_export import export_segmenter
 from models.registry import ModelVersion, Registry
 from models.runners import SegmenterRunner
 from models.train_eval import Pair, evaluate_segmenter
-from models.train_segmenter import TrainBudget, choose_device, fine_tune
-from models.unet import save_unet
+from models.train_segmenter import SegmenterTrainConfig, TrainBudget, choose_device, fine_tune
+from models.unet import load_unet, save_unet
 from schemas.blobstore import BlobStore
 from schemas.claimcheck import array_from_blob
 from schemas.events import ModelPublished, RetrainRequest, TrainingItem, TrainingRunEvent, utcnow
@@ -52,7 +52,19 @@ class RetrainPolicy:
     max_epochs: int = 12
     max_seconds: float = 180.0
     patience: int = 4
+    steps_per_epoch: int = 40
+    tile: int = 128
+    learning_rate: float = 5e-4
     device: str | None = None
+
+    def with_overrides(self, hyperparameters: dict[str, float | int | str]) -> RetrainPolicy:
+        """The policy with the request's hyperparameters applied (unknown names are refused)."""
+        numeric = {"max_epochs": int, "patience": int, "steps_per_epoch": int, "tile": int,
+                   "max_seconds": float, "learning_rate": float, "margin": float}
+        unknown = set(hyperparameters) - set(numeric)
+        if unknown:
+            raise TrainingDataError(f"unknown hyperparameters {sorted(unknown)}; known: {sorted(numeric)}")
+        return replace(self, **{k: numeric[k](v) for k, v in hyperparameters.items()})
 
 
 def _bucket(image_id: str) -> float:
@@ -111,7 +123,7 @@ class SegmenterRetrainer:
     def _train_and_gate(
         self, request: RetrainRequest, run_id: str, base: ModelVersion
     ) -> tuple[Status, str, ModelVersion, dict[str, float]]:
-        policy = self.policy
+        policy = self.policy.with_overrides(request.hyperparameters)
         items = request.selection.items
         drifted = [i for i in items if i.role == "drifted"]
         if len(drifted) < policy.min_drifted_items:
@@ -124,10 +136,13 @@ class SegmenterRetrainer:
             raise TrainingDataError("no images left to train on after the holdout and validation split")
         serving_scores = evaluate_segmenter(SegmenterRunner(self._registry.load_verified("segmenter", base.version)
                                                             ).predict, holdout)
-        budget = TrainBudget(max_epochs=int(request.hyperparameters.get("max_epochs", policy.max_epochs)),
-                             max_seconds=float(request.hyperparameters.get("max_seconds", policy.max_seconds)),
-                             patience=policy.patience)
-        model, train_metrics = fine_tune(self._registry.load_weights(base.version), train, val, budget)
+        init = load_unet(self._registry.load_weights(base.version))
+        config = SegmenterTrainConfig(
+            unet=init.config, tile=policy.tile, steps_per_epoch=policy.steps_per_epoch,
+            learning_rate=policy.learning_rate, device=policy.device,
+            budget=TrainBudget(max_epochs=policy.max_epochs, max_seconds=policy.max_seconds, patience=policy.patience),
+        )
+        model, train_metrics = fine_tune(init, train, val, config=config)
         export = export_segmenter(model)
         candidate_scores = evaluate_segmenter(SegmenterRunner(export.onnx).predict, holdout)
         metrics = {

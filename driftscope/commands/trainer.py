@@ -47,7 +47,8 @@ def trainer(
         raise typer.Exit(2)
     store = BlobStore(settings.resolved_blob_url)
     registry = Registry(store)
-    registry.bootstrap_from_baseline()
+    if "segmenter" not in registry.serving_versions():
+        registry.bootstrap_from_baseline()
     policy = RetrainPolicy(margin=margin, max_seconds=max_seconds, max_epochs=max_epochs, device=device)
 
     def mark_ready() -> None:
