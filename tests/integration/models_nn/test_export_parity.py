@@ -81,7 +81,7 @@ def test_parity_check_rejects_a_graph_that_disagrees() -> None:
     result = export_segmenter(unet)
     other = ProbabilityUNet(_randomised_unet(UNetConfig(base_width=4, depth=2)))
     with torch.no_grad():
-        other.unet.head.bias.add_(1.0)
+        other.unet.head.weight.add_(1.0)
     x = np.random.default_rng(0).random((1, 1, 16, 16), dtype=np.float32)
     with pytest.raises(ExportParityError):
         check_parity(other, result.onnx, [x])
