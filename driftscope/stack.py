@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from driftscope.kafka_admin import ensure_topics
 from driftscope.settings import Settings
-from driftscope.supervisor import ChildFailed, Supervisor, pid_alive, wait_until
+from driftscope.supervisor import ChildFailed, CommandProcess, Supervisor, pid_alive, wait_until
 from driftscope.tansu import TansuBroker
 
 __all__ = [
@@ -171,7 +171,38 @@ def stop_running_stack(home: Path, timeout: float = 30.0) -> StackInfo | None:
     return info
 
 
-def start_detached(home: Path, *, broker_port: int | None = None, timeout: float = 120.0) -> StackInfo:
+def loop_children(settings: Settings, bootstrap_servers: str) -> list[CommandProcess]:
+    """The worker (every agent, owner of the embedded store) and the trainer, as supervised children.
+
+    They find the broker, store and blobs through the environment, so they need no stack file;
+    each counts as ready once it is consuming (the worker's status file, the trainer's ready file).
+    """
+    home = settings.home.resolve()
+    env = {
+        **os.environ,
+        "DRIFTSCOPE_HOME": str(home),
+        "DRIFTSCOPE_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers,
+        "DRIFTSCOPE_CLICKHOUSE_URL": settings.resolved_clickhouse_url,
+        "DRIFTSCOPE_BLOB_URL": settings.resolved_blob_url,
+    }
+    cli = [sys.executable, "-m", "driftscope"]
+    worker_status = home / "workers" / "stack-worker.json"
+    trainer_ready = home / "trainer.ready"
+
+    def fresh(path: Path) -> Callable[[], bool]:
+        path.unlink(missing_ok=True)  # a file left by an earlier run says nothing about this one
+        return path.exists
+
+    return [
+        CommandProcess("worker", [*cli, "worker", "--name", "stack-worker", "--home", str(home)],
+                       home / "worker.log", env=env, ready=fresh(worker_status)),
+        CommandProcess("trainer", [*cli, "trainer", "--home", str(home), "--ready-file", str(trainer_ready)],
+                       home / "trainer.log", env=env, ready=fresh(trainer_ready)),
+    ]
+
+
+def start_detached(home: Path, *, broker_port: int | None = None, timeout: float = 180.0,
+                   workers: bool = True) -> StackInfo:
     """Run ``driftscope stack up`` as a background process of its own; return once it is ready.
 
     The stack outlives the caller (its own session) and is stopped with :func:`stop_running_stack`.
@@ -183,6 +214,8 @@ def start_detached(home: Path, *, broker_port: int | None = None, timeout: float
             "stack", "up", "--json", "--home", str(home)]  # fmt: skip
     if broker_port is not None:
         argv += ["--port", str(broker_port)]
+    if not workers:
+        argv.append("--no-workers")
     with (home / "stack.stderr").open("ab") as stderr:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
@@ -280,6 +313,7 @@ def run_stack(
     on_ready: Callable[[StackInfo], None] = lambda info: None,
     stop: threading.Event | None = None,
     check_interval: float = 0.5,
+    workers: bool = True,
 ) -> None:
     """Bring the stack up, call ``on_ready``, run until SIGTERM/SIGINT (or ``stop``), tear it down.
 
@@ -300,6 +334,9 @@ def run_stack(
             supervisor.start(
                 broker, restart=False, on_ready=lambda: ensure_topics({"bootstrap.servers": broker.bootstrap_servers})
             )
+            if workers:
+                for child in loop_children(settings, broker.bootstrap_servers):
+                    supervisor.start(child, restart=True, timeout=150.0)
             info = StackInfo(
                 pid=os.getpid(),
                 pid_start_ticks=_start_ticks(os.getpid()),

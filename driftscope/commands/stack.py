@@ -79,8 +79,7 @@ def up(
     ] = False,
     no_workers: Annotated[
         bool,
-        typer.Option("--no-workers", help="start only broker, topics, store and blobs (the stack runs no "
-                     "workers yet; accepted so scripts can pass it already)"),
+        typer.Option("--no-workers", help="start only broker, topics, store and blobs (no worker, no trainer)"),
     ] = False,
     detach: Annotated[
         bool, typer.Option("--detach", help="start the stack in the background and return once it is ready")
@@ -90,7 +89,7 @@ def up(
     settings = load_settings(home=home)
     if detach:
         try:
-            info = start_detached(settings.home, broker_port=port)
+            info = start_detached(settings.home, broker_port=port, workers=not no_workers)
         except StackError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -105,7 +104,7 @@ def up(
             print(_describe(info, foreground=True), flush=True)
 
     try:
-        run_stack(settings, broker_port=port, on_ready=announce)
+        run_stack(settings, broker_port=port, on_ready=announce, workers=not no_workers)
     except (StackError, ChildFailed, TansuError, TopicSetupError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
