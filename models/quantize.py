@@ -29,10 +29,11 @@ from onnxruntime.quantization import (
 )
 
 from models.preprocess import pad_to_multiple
+from models.registry import ModelVersion, Registry, RegistryError
 from models.runners import SegmenterRunner, model_input
 from models.train_eval import Pair, evaluate_segmenter
 
-__all__ = ["MAX_DICE_DROP", "Int8Decision", "quantize_if_within", "quantize_segmenter"]
+__all__ = ["MAX_DICE_DROP", "Int8Decision", "publish_int8", "quantize_if_within", "quantize_segmenter"]
 
 MAX_DICE_DROP = 0.01
 
@@ -107,3 +108,44 @@ def quantize_if_within(
     return Int8Decision(
         onnx=int8, dice_fp32=dice_fp32, dice_int8=dice_int8, promoted=dice_fp32 - dice_int8 <= max_dice_drop
     )
+
+
+def publish_int8(
+    registry: Registry,
+    version: str,
+    calibration_images: Sequence[np.ndarray],
+    val_pairs: Sequence[Pair],
+    *,
+    max_dice_drop: float = MAX_DICE_DROP,
+) -> tuple[ModelVersion, Int8Decision]:
+    """Quantise a registered fp32 segmenter, register the int8 model as its child, serve it if it keeps its Dice.
+
+    The child shares the parent's torch weights (fine-tuning always starts from fp32 weights) and
+    records both Dice figures; the serving pointer moves only when the drop is within tolerance.
+    """
+    parent = registry.get(version)
+    if parent.kind != "segmenter" or parent.precision != "fp32":
+        raise RegistryError(f"{version} is a {parent.precision} {parent.kind}; int8 starts from an fp32 segmenter")
+    decision = quantize_if_within(
+        registry.load_verified("segmenter", version), calibration_images, val_pairs, max_dice_drop=max_dice_drop
+    )
+    metrics = {
+        **parent.metrics,
+        "val_dice_fp32": decision.dice_fp32,
+        "val_dice_int8": decision.dice_int8,
+        "int8_dice_drop": decision.dice_drop,
+    }
+    child = registry.register(
+        "segmenter",
+        decision.onnx,
+        weights=None if parent.weights is None else registry.load_weights(version),
+        parent=version,
+        run_id=parent.run_id,
+        metrics=metrics,
+        selection=parent.selection,
+        config=parent.config,
+        precision="int8",
+    )
+    if decision.promoted:
+        registry.promote("segmenter", child.version)
+    return child, decision
