@@ -45,7 +45,7 @@ def stack_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, dict
     home = tmp_path / "home"
     stderr = (tmp_path / "stack.stderr").open("w")
     proc = subprocess.Popen(
-        [*driftscope_cli(), "stack", "up", "--json", "--home", str(home)],
+        [*driftscope_cli(), "stack", "up", "--json", "--no-workers", "--home", str(home)],
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
@@ -80,7 +80,7 @@ def test_stack_up_serves_every_topic_and_stack_down_stops_everything(
     assert status.returncode == 0
     assert json.loads(status.stdout)["bootstrap_servers"] == announced["bootstrap_servers"]
 
-    second = run_cli("stack", "up", "--home", str(home))
+    second = run_cli("stack", "up", "--no-workers", "--home", str(home))
     assert second.returncode == 1
     assert "already runs" in second.stderr
 
@@ -133,7 +133,7 @@ def test_a_killed_stack_takes_its_broker_along_and_leaves_a_stale_state_file(
 
 def test_a_detached_stack_keeps_running_after_the_command_returns(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    up = run_cli("stack", "up", "--detach", "--json", "--home", str(home))
+    up = run_cli("stack", "up", "--detach", "--json", "--no-workers", "--home", str(home))
     try:
         assert up.returncode == 0, up.stderr
         announced = json.loads(up.stdout)
