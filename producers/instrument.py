@@ -97,6 +97,14 @@ class SyntheticInstrument:
             return event, None
         return event, self._label(image_id, mask, store, threshold_bytes)
 
+    def ground_truth(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image ``index`` and its full instance mask, exactly as :meth:`acquire` generates them.
+
+        The demo and the benchmarks score every prediction against it, labelled or not.
+        """
+        cfg = self.config
+        return generate(cfg.schedule.spec_at(cfg.spec, index), np.random.default_rng([cfg.seed, index]))
+
     def _label(self, image_id: str, mask: np.ndarray, store: BlobStore | None, threshold_bytes: int) -> LabelEvent:
         cfg = self.config
         if store is not None and mask.nbytes > threshold_bytes:
