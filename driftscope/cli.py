@@ -7,6 +7,7 @@ import typer
 from driftscope.commands import models as models_commands
 from driftscope.commands import publish as publish_commands
 from driftscope.commands import stack as stack_commands
+from driftscope.commands.demo import demo as demo_command
 from driftscope.commands.query import query as query_command
 from driftscope.commands.replay import replay_command
 from driftscope.commands.report import report as report_command
@@ -33,6 +34,7 @@ app.command("status")(status_command)
 app.command("report")(report_command)
 app.command("worker")(worker_command)
 app.command("trainer")(trainer_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:
