@@ -2,10 +2,11 @@
 
 What an operator relies on when running ``--scale worker=3`` (compose) or several KEDA replicas:
 every partition is consumed by some worker, the work spreads over all of them, each image is
-stored once after deduplication (delivery is at-least-once; the sink is idempotent), and when a worker dies (SIGKILL, no goodbye) its partitions move to the survivors
-and no image is lost. The workers run the sink agent only (it needs no model), against a private
-Tansu broker (no other test's records or groups interfere) and a fresh database on the ClickHouse
-server (three processes cannot share an embedded chDB).
+stored once after deduplication (delivery is at-least-once; the sink is idempotent), and when a
+worker dies (SIGKILL, no goodbye) its partitions move to the survivors and no image is lost. The
+workers run the sink agent only (it needs no model), against a private Tansu broker (no other
+test's records or groups interfere) and a fresh database on the ClickHouse server (three
+processes cannot share an embedded chDB).
 
 Tansu answers DescribeGroups without members, so ownership is read from its effect: the group's
 committed offset on every partition passes the last record written there.
