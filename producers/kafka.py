@@ -68,7 +68,9 @@ def producer_config(client_config: Mapping[str, Any], *, delivery_timeout_s: flo
     conf: dict[str, Any] = {
         "enable.idempotence": True,
         "acks": "all",
-        "compression.type": "lz4",
+        # No batch compression: frames already zstd-compress their arrays, and the Faust workers'
+        # aiokafka reads only gzip or uncompressed batches unless cramjam is installed (lz4 crashed them).
+        "compression.type": "none",
         "linger.ms": 5,
         "message.max.bytes": MAX_MESSAGE_BYTES + 64 * 1024,
         "message.timeout.ms": int(delivery_timeout_s * 1000),
