@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -135,3 +136,19 @@ def test_offset_range_with_partition_and_instrument_filters(tansu_broker: str, s
 def test_unknown_topic_is_an_error(tansu_broker: str) -> None:
     with pytest.raises(ReplayError, match="does not exist"):
         replay(ReplaySpec(topic="no-such-topic-here", dry_run=True), {"bootstrap.servers": tansu_broker}, timeout=5)
+
+
+def test_replay_into_the_source_topic_does_not_reread_its_own_output(tansu_broker: str) -> None:
+    name = f"replay-self-{uuid.uuid4().hex[:8]}"
+    create_topics(tansu_broker, [Topic(name, 1, "instrument_id", "replay test")])
+    producer = Producer(producer_config(tansu_broker))
+    for i in range(10):
+        producer.produce(name, f"m{i}".encode(), b"scope-a")
+    assert producer.flush(30) == 0
+
+    report = replay(ReplaySpec(topic=name, idle_timeout_s=2.0), {"bootstrap.servers": tansu_broker})
+
+    assert report.replayed == 10
+    messages = read_topic(tansu_broker, name, 20)
+    assert [m.value() for m in messages] == [f"m{i}".encode() for i in range(10)] * 2
+    assert all(HEADER_REPLAY_ID in dict(header_items(m.headers())) for m in messages[10:])
