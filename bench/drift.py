@@ -13,9 +13,13 @@ sees (real image statistics; stand-ins for the encoder and the U-Net, see that m
   event or ``--horizon`` images. Delay 1 means the first shifted image raised it.
 
 Prints a table; ``--json`` prints one JSON line instead. ``--quick`` is a two-minute version.
+``--peers PYTHON`` also records every image's raw signal values (and latent) and hands the same
+streams to ``bench/drift_peers/peers.py`` run by the peer venv's interpreter (Frouros, Alibi Detect,
+River; see ``bench/drift_peers/README.md``), whose figures join the report.
 
     .venv/bin/python bench/drift.py --quick
     .venv/bin/python bench/drift.py --fa-images 10000 --json
+    .venv/bin/python bench/drift.py --quick --peers /tmp/drift-peers/bin/python
 """
 
 from __future__ import annotations
@@ -23,19 +27,71 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from models.data.drift import DRIFTS, DriftSchedule, DriftSpec
 from models.data.synthetic import SyntheticSpec
 from streams.drift import DriftConfig, DriftMonitor, SignalConfig
 from streams.drift.evaluation import StreamImage, ThumbnailEncoder, replay, synthetic_stream
+from streams.drift.signals import image_stat_values, prediction_values, reconstruction_value
 
 SHIFTS = tuple(DRIFTS)
+PEERS_SCRIPT = Path(__file__).resolve().parent / "drift_peers" / "peers.py"
+#: The raw signals handed to the peers, one column each (NaN where an image has no value).
+PEER_SIGNALS = (
+    "image.p01",
+    "image.p50",
+    "image.p99",
+    "image.std",
+    "image.focus",
+    "image.noise",
+    "image.saturation_fraction",
+    "fingerprint.reconstruction_error",
+    "prediction.foreground_fraction",
+    "prediction.object_count",
+    "prediction.object_area",
+    "prediction.object_eccentricity",
+)
+
+
+class Recorder:
+    """Keeps the raw signal values and latents of the streams, by name, for the peer run."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.arrays: dict[str, list[list[float]]] = {}
+
+    def record(self, name: str, images: Iterable[StreamImage]) -> Iterable[StreamImage]:
+        """Pass ``images`` through, recording each one under ``name`` when enabled."""
+        if not self.enabled:
+            yield from images
+            return
+        values = self.arrays.setdefault(f"{name}/values", [])
+        latents = self.arrays.setdefault(f"{name}/latent", [])
+        for item in images:
+            row = (
+                image_stat_values(item.fingerprint.stats)
+                | reconstruction_value(item.fingerprint)
+                | prediction_values(item.prediction)
+            )
+            values.append([row.get(signal, float("nan")) for signal in PEER_SIGNALS])
+            latents.append(list(item.fingerprint.latent))
+            yield item
+
+    def save(self, path: Path, meta: dict[str, Any]) -> None:
+        arrays: dict[str, Any] = {name: np.asarray(rows, dtype=np.float64) for name, rows in self.arrays.items()}
+        arrays["meta"] = np.array(json.dumps({**meta, "signals": list(PEER_SIGNALS)}))
+        np.savez_compressed(path, **arrays)
 
 
 @dataclass
@@ -102,12 +158,15 @@ def timed_replay(
             result.signals.update(e.signal for e in events)
 
 
-def false_alarms(spec: SyntheticSpec, config: DriftConfig, images: int, streams: int, seed: int) -> FalseAlarms:
+def false_alarms(
+    spec: SyntheticSpec, config: DriftConfig, images: int, streams: int, seed: int, recorder: Recorder
+) -> FalseAlarms:
     result = FalseAlarms()
     per_stream = images // streams + config.reference_size
     for stream in range(streams):
-        source = synthetic_stream(
-            spec, DriftSchedule(), per_stream, seed=seed + 1000 + stream, encoder=ThumbnailEncoder()
+        source = recorder.record(
+            f"fa/{stream}",
+            synthetic_stream(spec, DriftSchedule(), per_stream, seed=seed + 1000 + stream, encoder=ThumbnailEncoder()),
         )
         timed_replay(DriftMonitor(config), source, result, monitored_from=config.reference_size)
     return result
@@ -122,6 +181,7 @@ def detection(
     warmup: int,
     horizon: int,
     seed: int,
+    recorder: Recorder,
 ) -> tuple[list[ShiftResult], int]:
     """Detection delays; also returns the false alarms raised during the in-distribution prefixes."""
     encoder = ThumbnailEncoder()
@@ -130,22 +190,22 @@ def detection(
     prefix_alarms = 0
     for trial in range(trials):
         monitor = DriftMonitor(config)
-        prefix_alarms += len(
-            replay(monitor, synthetic_stream(spec, DriftSchedule(), onset, seed + trial, encoder=encoder))
-        )
+        prefix = synthetic_stream(spec, DriftSchedule(), onset, seed + trial, encoder=encoder)
+        prefix_alarms += len(replay(monitor, recorder.record(f"det/{trial}/prefix", prefix)))
         checkpoint = json.loads(json.dumps(monitor.state_dict()))
         for (shift, severity), result in results.items():
             restored = DriftMonitor.from_state(checkpoint)
             schedule = DriftSchedule.from_pairs([(onset, DriftSpec(shift, severity))])
-            shifted = synthetic_stream(
-                spec, schedule, horizon, seed=seed + 7919 * (trial + 1), start=onset, encoder=encoder
+            shifted = recorder.record(
+                f"det/{trial}/{shift}/{severity}",
+                synthetic_stream(spec, schedule, horizon, seed=seed + 7919 * (trial + 1), start=onset, encoder=encoder),
             )
             delay = None
-            for item in shifted:
-                found = replay(restored, [item])
-                if found:
+            for item in shifted:  # with a recorder, every shifted image is drawn: the peers see them all
+                if delay is None and (found := replay(restored, [item])):
                     delay = item.index - onset + 1
                     result.first_signals.update(d.event.signal for d in found)
+                if delay is not None and not recorder.enabled:
                     break
             result.delays.append(delay)
     return list(results.values()), prefix_alarms
@@ -189,6 +249,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--allowance", type=float, help="override every non-label signal's allowance")
     parser.add_argument("--threshold", type=float, help="override every non-label signal's threshold")
     parser.add_argument("--clip", type=float, help="override every non-label signal's clip")
+    parser.add_argument("--peers", metavar="PYTHON", help="the peer venv's interpreter: also run the peer detectors")
     args = parser.parse_args(argv)
     if args.quick:
         args.trials, args.severities, args.fa_images, args.fa_streams = 2, "0.5,1.0", 2_000, 2
@@ -202,11 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     severities = [float(s) for s in args.severities.split(",")]
     shifts = [s.strip() for s in args.shifts.split(",") if s.strip()]
     started = time.perf_counter()
-    fa = false_alarms(spec, config, args.fa_images, args.fa_streams, args.seed)
+    recorder = Recorder(enabled=args.peers is not None)
+    fa = false_alarms(spec, config, args.fa_images, args.fa_streams, args.seed, recorder)
     results, prefix_alarms = detection(
-        spec, config, shifts, severities, args.trials, args.warmup, args.horizon, args.seed
+        spec, config, shifts, severities, args.trials, args.warmup, args.horizon, args.seed, recorder
     )
-    report = {
+    report: dict[str, Any] = {
         "bench": "drift",
         "image_size": args.size,
         "reference_size": config.reference_size,
@@ -218,8 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         "us_per_image": round(fa.us_per_image, 1),
         "shifts": [r.as_dict() for r in results],
         "horizon": args.horizon,
-        "seconds": round(time.perf_counter() - started, 1),
     }
+    if args.peers:
+        meta = {"reference_size": config.reference_size, "onset": config.reference_size + args.warmup}
+        report["peers"] = run_peers(args.peers, recorder, meta)
+    report["seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -236,7 +301,42 @@ def main(argv: list[str] | None = None) -> int:
         f"= {fa.per_10k:.2f} per 10,000 ({dict(fa.signals)}); {prefix_alarms} more in the detection prefixes"
     )
     print(f"monitor cost: {fa.us_per_image:.0f} us/image (both events, all signals); {report['seconds']} s total")
+    if "peers" in report:
+        print_peers(report)
     return 0
+
+
+def run_peers(python: str, recorder: Recorder, meta: dict[str, Any]) -> dict[str, Any]:
+    """Run ``bench/drift_peers/peers.py`` in the peer venv on the recorded streams; return its report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "streams.npz"
+        recorder.save(data, meta)
+        done = subprocess.run([python, str(PEERS_SCRIPT), str(data)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"peer run failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    peers: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return peers
+
+
+def print_peers(report: dict[str, Any]) -> None:
+    """One row per shift and severity, one column per method: detection rate and median delay."""
+    methods: dict[str, Any] = {"driftscope": {"shifts": report["shifts"]}, **report["peers"]["methods"]}
+    print(f"\n{'shift':<13}{'sev':>5}" + "".join(f"{name[:22]:>24}" for name in methods))
+    for i, row in enumerate(report["shifts"]):
+        cells = []
+        for method in methods.values():
+            cell = method["shifts"][i]
+            delay = "-" if cell["median_delay"] is None else f"{cell['median_delay']:.0f}"
+            cells.append(f"{cell['detection_rate']:>4.0%} / {delay:>4}")
+        print(f"{row['shift']:<13}{row['severity']:>5.2f}" + "".join(f"{c:>24}" for c in cells))
+    fa_cells = [f"{report['false_alarms_per_10k']:.1f}"]
+    fa_cells += [f"{m['false_alarms_per_10k']:.1f}" for m in report["peers"]["methods"].values()]
+    print(f"{'FA per 10k':<18}" + "".join(f"{c:>24}" for c in fa_cells))
+    us_cells = [f"{report['us_per_image']:.0f}"] + [
+        f"{m['us_per_image']:.0f}" for m in report["peers"]["methods"].values()
+    ]
+    print(f"{'us per image':<18}" + "".join(f"{c:>24}" for c in us_cells))
+    print("cells: detection rate / median delay (images); peers see the same images' raw signals")
 
 
 if __name__ == "__main__":
