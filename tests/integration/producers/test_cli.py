@@ -150,3 +150,23 @@ def test_status_shows_committed_offsets_per_group_and_partition(tansu_broker: st
 
 def test_status_without_a_broker_exits_3(tmp_path: Path) -> None:
     assert CliRunner().invoke(app, ["status"], env=_env(tmp_path)).exit_code == 3
+
+
+@pytest.mark.broker
+def test_watch_once_publishes_new_files_and_remembers_them(tansu_broker: str, tmp_path: Path) -> None:
+    topic = f"cli-watch-{uuid.uuid4().hex[:8]}"
+    create_topics(tansu_broker, [Topic(topic, 1, "instrument_id", "watch test")])
+    inbox = tmp_path / "inbox"
+    write_image(inbox / "one.tif", np.ones((8, 8), dtype=np.uint8))
+    env = _env(tmp_path, DRIFTSCOPE_KAFKA__BOOTSTRAP_SERVERS=tansu_broker)
+    command = ["watch", str(inbox), "-i", "scope-w", "--topic", topic, "--once", "--settle", "0.5", "--json"]
+
+    first = CliRunner().invoke(app, command, env=env)
+    assert first.exit_code == 0, first.output
+    assert [json.loads(line)["published"] for line in first.stdout.splitlines()] == [str(inbox / "one.tif")]
+
+    write_image(inbox / "two.png", np.ones((8, 8), dtype=np.uint8))
+    second = CliRunner().invoke(app, command, env=env)
+    assert second.exit_code == 0, second.output
+    assert [json.loads(line)["published"] for line in second.stdout.splitlines()] == [str(inbox / "two.png")]
+    assert list((tmp_path / "home" / "watch").glob("scope-w-*.jsonl"))
