@@ -102,7 +102,8 @@ def test_the_secret_scan_sees_a_literal_password(tmp_path: Path) -> None:
     text = leaky.read_text() + "  DRIFTSCOPE_KAFKA__SASL_PASSWORD: hunter2\n"
     copy = tmp_path / "configmap.yaml"
     copy.write_text(text)
-    assert _literal_secrets(copy, root=tmp_path) == ["configmap.yaml:17: DRIFTSCOPE_KAFKA__SASL_PASSWORD: hunter2"]
+    line = len(text.splitlines())
+    assert _literal_secrets(copy, root=tmp_path) == [f"configmap.yaml:{line}: DRIFTSCOPE_KAFKA__SASL_PASSWORD: hunter2"]
 
 
 def _binds(service: dict[str, Any]) -> dict[str, Path]:
