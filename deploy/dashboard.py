@@ -162,7 +162,7 @@ ORDER BY time""",
         "Images awaiting a prediction",
         "stat",
         f"""
-SELECT count() AS awaiting
+SELECT uniqExact(image_id) AS awaiting
 FROM images
 WHERE $__timeFilter(acquired_at) AND {_INSTRUMENTS}
   AND image_id NOT IN (
