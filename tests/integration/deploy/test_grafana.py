@@ -183,3 +183,16 @@ def test_queries_answer_what_the_data_says(filled_store: Store) -> None:
 def test_expand_leaves_no_macro_behind() -> None:
     with pytest.raises(AssertionError, match="unexpanded"):
         expand("SELECT 1 WHERE $__unknownMacro(x)")
+
+
+def test_counting_panels_ignore_redelivered_rows(chdb_store: Store) -> None:
+    tables = rows_by_table(_events())
+    for _ in range(2):  # the sink wrote every batch twice (a rebalance redelivered it)
+        for table, rows in tables.items():
+            chdb_store.insert(table, rows)
+    by_title = {panel.title: panel for panel in PANELS}
+    assert chdb_store.query(expand(by_title["Images awaiting a prediction"].sql)) == [{"awaiting": 8}]
+    drift = chdb_store.query(expand(by_title["Drift events by signal"].sql))
+    assert [(row["signal"], row["events"]) for row in drift] == [("focus", 1)]
+    dead = chdb_store.query(expand(by_title["Dead letters per minute by topic"].sql))
+    assert [row["dead_letters_per_min"] for row in dead] == [1.0]
