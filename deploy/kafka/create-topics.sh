@@ -29,7 +29,7 @@ create labels 3 --config max.message.bytes=8388608
 create labels.dlq 1
 create models.published 1 --config cleanup.policy=compact
 create models.published.dlq 1
-create predictions 6
+create predictions 6 --config retention.ms=172800000
 create predictions.dlq 1
 create retrain.requests 1
 create retrain.requests.dlq 1
