@@ -231,17 +231,15 @@ def configured(args: argparse.Namespace) -> DriftConfig:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--quick", action="store_true", help="small run: 2 trials, severities 0.5 and 1, 2000 FA images"
+        "--quick", action="store_true", help="small run (unless set): 2 trials, severities 0.5 and 1, 2000 FA images"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--reference", type=int, default=100, help="reference window, images")
-    parser.add_argument(
-        "--fa-images", type=int, default=10_000, help="in-distribution images monitored for false alarms"
-    )
-    parser.add_argument("--fa-streams", type=int, default=5, help="independent references the FA images are split over")
-    parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument("--severities", default="0.25,0.5,1.0")
+    parser.add_argument("--fa-images", type=int, help="in-distribution images monitored for false alarms (10,000)")
+    parser.add_argument("--fa-streams", type=int, help="independent references the FA images are split over (5)")
+    parser.add_argument("--trials", type=int, help="detection trials per shift and severity (5)")
+    parser.add_argument("--severities", help="comma-separated severities (0.25,0.5,1.0)")
     parser.add_argument("--shifts", default=",".join(SHIFTS))
     parser.add_argument("--warmup", type=int, default=50, help="in-distribution images between reference and shift")
     parser.add_argument("--horizon", type=int, default=100, help="shifted images fed before giving up")
@@ -249,10 +247,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--allowance", type=float, help="override every non-label signal's allowance")
     parser.add_argument("--threshold", type=float, help="override every non-label signal's threshold")
     parser.add_argument("--clip", type=float, help="override every non-label signal's clip")
-    parser.add_argument("--peers", metavar="PYTHON", help="the peer venv's interpreter: also run the peer detectors")
+    parser.add_argument(
+        "--peers",
+        metavar="PYTHON",
+        action="append",
+        help="an interpreter to run bench/drift_peers/peers.py with (repeatable: River runs in .venv, "
+        "Frouros and Alibi Detect in the peer venv, which pins numpy < 2)",
+    )
     args = parser.parse_args(argv)
+    defaults = {"trials": 5, "severities": "0.25,0.5,1.0", "fa_images": 10_000, "fa_streams": 5}
     if args.quick:
-        args.trials, args.severities, args.fa_images, args.fa_streams = 2, "0.5,1.0", 2_000, 2
+        defaults = {"trials": 2, "severities": "0.5,1.0", "fa_images": 2_000, "fa_streams": 2}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     return args
 
 
@@ -282,7 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         "horizon": args.horizon,
     }
     if args.peers:
-        meta = {"reference_size": config.reference_size, "onset": config.reference_size + args.warmup}
+        meta = {
+            "reference_size": config.reference_size,
+            "trials": args.trials,
+            "fa_streams": args.fa_streams,
+            "cases": [[r.shift, r.severity] for r in results],
+        }
         report["peers"] = run_peers(args.peers, recorder, meta)
     report["seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
@@ -306,16 +319,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_peers(python: str, recorder: Recorder, meta: dict[str, Any]) -> dict[str, Any]:
-    """Run ``bench/drift_peers/peers.py`` in the peer venv on the recorded streams; return its report."""
+def run_peers(pythons: list[str], recorder: Recorder, meta: dict[str, Any]) -> dict[str, Any]:
+    """Run ``bench/drift_peers/peers.py`` with each interpreter on the recorded streams; merge the reports.
+
+    A library is reported as skipped only if no interpreter could import it.
+    """
+    merged: dict[str, Any] = {"methods": {}, "skipped": {}}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "streams.npz"
         recorder.save(data, meta)
-        done = subprocess.run([python, str(PEERS_SCRIPT), str(data)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"peer run failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    peers: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return peers
+        for python in pythons:
+            done = subprocess.run([python, str(PEERS_SCRIPT), str(data)], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"peer run with {python} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+            report = json.loads(done.stdout.strip().splitlines()[-1])
+            merged["methods"].update(report["methods"])
+            merged["skipped"].update(report["skipped"])
+    ran = {name.split("-")[0] for name in merged["methods"]}
+    merged["skipped"] = {lib: why for lib, why in merged["skipped"].items() if lib.split("-")[0] not in ran}
+    return merged
 
 
 def print_peers(report: dict[str, Any]) -> None:

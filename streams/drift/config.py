@@ -39,7 +39,7 @@ class SignalConfig(BaseModel):
     #: CUSUM allowance k / Page-Hinkley delta, in robust standard deviations.
     allowance: float = Field(default=1.0, ge=0)
     #: CUSUM h / Page-Hinkley lambda.
-    threshold: float = Field(default=8.0, gt=0)
+    threshold: float = Field(default=9.0, gt=0)
     clip: float = Field(default=6.0, gt=0)
     #: Floor of the robust scale, in the units of the transformed value.
     min_scale: float = Field(default=1e-6, gt=0)
@@ -52,7 +52,7 @@ def default_signals() -> dict[str, SignalConfig]:
     rising = SignalConfig(direction="up", transform="log")
     # Means over a few objects per image are noisy and shape changes are modest: a smaller allowance
     # (optimal for a 1-sd shift) with a higher threshold keeps the false-alarm rate (docs/drift.md).
-    shape = SignalConfig(allowance=0.5, threshold=12.0)
+    shape = SignalConfig(allowance=0.5, threshold=14.0)
     # Simulated (docs/drift.md): Dice ~ N(0.85, 0.03), reference of 20 scores: 1 false alarm per
     # ~20,000 label scores, a drop of 0.1 found in a median of 4 scores.
     label = SignalConfig(direction="down", allowance=1.0, threshold=6.0, clip=4.0, min_scale=0.02)

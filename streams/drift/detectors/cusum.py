@@ -29,7 +29,7 @@ class CUSUM(Detector):
 
     kind: ClassVar[str] = "cusum"
 
-    def __init__(self, allowance: float = 1.0, threshold: float = 8.0) -> None:
+    def __init__(self, allowance: float = 1.0, threshold: float = 9.0) -> None:
         if allowance < 0 or threshold <= 0:
             raise ValueError(f"allowance must be >= 0 and threshold > 0, got {allowance}, {threshold}")
         super().__init__()
