@@ -107,17 +107,39 @@ def size_figures(side: int, store: BlobStore) -> ImageSizeFigures:
     event = image_event(pixels, store=store, image_id=f"img-{side}", instrument_id="scope-01", acquired_at=now)
     objects = [ObjectMeasurement(**row) for row in measure_objects(labels, pixels)]
     fingerprint = FingerprintEvent(
-        image_id=event.image_id, instrument_id="scope-01", acquired_at=now, encoder_version="enc-1",
-        image=event.blob or image_blob, latent=[0.123456789] * LATENT_DIM, reconstruction_error=0.01,
-        stats=ImageStats(p01=1.0, p50=2.0, p99=3.0, mean=2.0, std=1.0, focus=10.0, noise=1.0, saturation_fraction=0.0))
+        image_id=event.image_id,
+        instrument_id="scope-01",
+        acquired_at=now,
+        encoder_version="enc-1",
+        image=event.blob or image_blob,
+        latent=[0.123456789] * LATENT_DIM,
+        reconstruction_error=0.01,
+        stats=ImageStats(p01=1.0, p50=2.0, p99=3.0, mean=2.0, std=1.0, focus=10.0, noise=1.0, saturation_fraction=0.0),
+    )
     prediction = PredictionEvent(
-        image_id=event.image_id, instrument_id="scope-01", acquired_at=now, model_version="seg-1", mask=mask_blob,
-        object_count=len(objects), foreground_fraction=float(np.count_nonzero(labels)) / labels.size,
-        mean_confidence=0.9, entropy=0.2, latency_ms=50.0, objects=objects)
+        image_id=event.image_id,
+        instrument_id="scope-01",
+        acquired_at=now,
+        model_version="seg-1",
+        mask=mask_blob,
+        object_count=len(objects),
+        foreground_fraction=float(np.count_nonzero(labels)) / labels.size,
+        mean_confidence=0.9,
+        entropy=0.2,
+        latency_ms=50.0,
+        objects=objects,
+    )
     return ImageSizeFigures(
-        side=side, raw_bytes=pixels.nbytes, image_blob_bytes=image_blob.size, mask_blob_bytes=mask_blob.size,
-        objects=len(objects), image_record_bytes=len(encode(event)), claim_checked=event.blob is not None,
-        fingerprint_record_bytes=len(encode(fingerprint)), prediction_record_bytes=len(encode(prediction)))
+        side=side,
+        raw_bytes=pixels.nbytes,
+        image_blob_bytes=image_blob.size,
+        mask_blob_bytes=mask_blob.size,
+        objects=len(objects),
+        image_record_bytes=len(encode(event)),
+        claim_checked=event.blob is not None,
+        fingerprint_record_bytes=len(encode(fingerprint)),
+        prediction_record_bytes=len(encode(prediction)),
+    )
 
 
 def _store_rates(store_json: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -129,9 +151,17 @@ def _store_rates(store_json: dict[str, Any]) -> dict[str, dict[str, float]]:
     return rates
 
 
-def facility_model(*, instruments: int, rate: float, size: ImageSizeFigures, objects_per_image: float,
-                   store_rates: dict[str, float] | None, images_per_core: float | None,
-                   worker_cores: int, headroom: float) -> dict[str, Any]:
+def facility_model(
+    *,
+    instruments: int,
+    rate: float,
+    size: ImageSizeFigures,
+    objects_per_image: float,
+    store_rates: dict[str, float] | None,
+    images_per_core: float | None,
+    worker_cores: int,
+    headroom: float,
+) -> dict[str, Any]:
     """The capacity model: what a facility of ``instruments`` x ``rate`` images/s needs of each part."""
     images_per_s = instruments * rate
     design_rate = images_per_s * headroom
@@ -142,8 +172,10 @@ def facility_model(*, instruments: int, rate: float, size: ImageSizeFigures, obj
         "images_per_day": images_per_s * SECONDS_PER_DAY,
         "blob_bytes_per_day": size.blob_bytes * images_per_s * SECONDS_PER_DAY,
         "kafka_bytes_per_day": size.kafka_bytes * images_per_s * SECONDS_PER_DAY,
-        "kafka_bytes_retained_images_raw": size.image_record_bytes * images_per_s
-        * int(TOPICS["images.raw"].config["retention.ms"]) / 1000,
+        "kafka_bytes_retained_images_raw": size.image_record_bytes
+        * images_per_s
+        * int(TOPICS["images.raw"].config["retention.ms"])
+        / 1000,
         "clickhouse_rows_per_s": images_per_s * (3 + objects_per_image),
         "images_raw_partitions": partitions,
     }
@@ -151,17 +183,22 @@ def facility_model(*, instruments: int, rate: float, size: ImageSizeFigures, obj
         # insert time per image, table by table: the objects table scales with the objects per image
         seconds_per_image = sum(
             (objects_per_image if table == "objects" else 1) / store_rates[f"{table}_rows_per_s"]
-            for table in ("images", "fingerprints", "predictions", "objects"))
+            for table in ("images", "fingerprints", "predictions", "objects")
+        )
         model["clickhouse_images_per_s_per_connection"] = 1 / seconds_per_image
         model["clickhouse_connections_needed"] = design_rate * seconds_per_image
-        model["clickhouse_bytes_per_day"] = images_per_s * SECONDS_PER_DAY * sum(
-            store_rates[f"{table}_bytes_per_row"] * (objects_per_image if table == "objects" else 1)
-            for table in ("images", "fingerprints", "predictions", "objects"))
+        model["clickhouse_bytes_per_day"] = (
+            images_per_s
+            * SECONDS_PER_DAY
+            * sum(
+                store_rates[f"{table}_bytes_per_row"] * (objects_per_image if table == "objects" else 1)
+                for table in ("images", "fingerprints", "predictions", "objects")
+            )
+        )
     if images_per_core is not None:
         cores = design_rate / images_per_core
         workers = math.ceil(cores / worker_cores)
-        model.update(worker_cores_needed=cores, workers_needed=workers,
-                     fits_partitions=workers <= partitions)
+        model.update(worker_cores_needed=cores, workers_needed=workers, fits_partitions=workers <= partitions)
     return model
 
 
@@ -196,23 +233,44 @@ def main(argv: list[str] | None = None) -> int:
     if args.store_json:
         store_rates = _store_rates(json.loads(args.store_json.read_text()))[args.store_backend]
     model = facility_model(
-        instruments=args.instruments, rate=args.rate, size=chosen, objects_per_image=chosen.objects,
-        store_rates=store_rates, images_per_core=args.pipeline_images_per_core,
-        worker_cores=args.worker_cores, headroom=args.headroom)
+        instruments=args.instruments,
+        rate=args.rate,
+        size=chosen,
+        objects_per_image=chosen.objects,
+        store_rates=store_rates,
+        images_per_core=args.pipeline_images_per_core,
+        worker_cores=args.worker_cores,
+        headroom=args.headroom,
+    )
 
     if args.json:
-        print(json.dumps({"sizes": [{**asdict(f), "blob_bytes": f.blob_bytes, "kafka_bytes": f.kafka_bytes}
-                                    for f in figures.values()],
-                          "threshold_bytes": DEFAULT_THRESHOLD_BYTES, "facility": model}))
+        print(
+            json.dumps(
+                {
+                    "sizes": [
+                        {**asdict(f), "blob_bytes": f.blob_bytes, "kafka_bytes": f.kafka_bytes}
+                        for f in figures.values()
+                    ],
+                    "threshold_bytes": DEFAULT_THRESHOLD_BYTES,
+                    "facility": model,
+                }
+            )
+        )
         return 0
-    print(f"{'side':>5} {'raw':>10} {'image blob':>11} {'mask blob':>10} {'objects':>8} "
-          f"{'images.raw rec':>15} {'claim-checked':>13} {'fingerprint rec':>16} {'prediction rec':>15}")
+    print(
+        f"{'side':>5} {'raw':>10} {'image blob':>11} {'mask blob':>10} {'objects':>8} "
+        f"{'images.raw rec':>15} {'claim-checked':>13} {'fingerprint rec':>16} {'prediction rec':>15}"
+    )
     for f in figures.values():
-        print(f"{f.side:5d} {f.raw_bytes:10d} {f.image_blob_bytes:11d} {f.mask_blob_bytes:10d} {f.objects:8d} "
-              f"{f.image_record_bytes:15d} {f.claim_checked!s:>13} {f.fingerprint_record_bytes:16d} "
-              f"{f.prediction_record_bytes:15d}")
-    print(f"\nfacility: {args.instruments} instruments x {args.rate:g} images/s, {args.size} px, "
-          f"headroom x{args.headroom:g}")
+        print(
+            f"{f.side:5d} {f.raw_bytes:10d} {f.image_blob_bytes:11d} {f.mask_blob_bytes:10d} {f.objects:8d} "
+            f"{f.image_record_bytes:15d} {f.claim_checked!s:>13} {f.fingerprint_record_bytes:16d} "
+            f"{f.prediction_record_bytes:15d}"
+        )
+    print(
+        f"\nfacility: {args.instruments} instruments x {args.rate:g} images/s, {args.size} px, "
+        f"headroom x{args.headroom:g}"
+    )
     for key, value in model.items():
         shown = _human(value) if key.endswith("bytes_per_day") or key.startswith("kafka_bytes") else value
         print(f"  {key}: {shown if isinstance(shown, str) else round(shown, 3) if isinstance(shown, float) else shown}")

@@ -59,8 +59,9 @@ def measure(artifacts: Path, threads: int, rounds: int, min_seconds: float) -> d
     flops_per_image = counter.get_total_flops()
 
     rng = np.random.default_rng(0)
-    results: dict[str, dict[int, list[float]]] = {name: {b: [] for b in BATCHES} for name in
-                                                  ("torch_eager", "ort_fp32", "ort_int8")}
+    results: dict[str, dict[int, list[float]]] = {
+        name: {b: [] for b in BATCHES} for name in ("torch_eager", "ort_fp32", "ort_int8")
+    }
     for _ in range(rounds):
         for batch in BATCHES:
             x = rng.random((batch, 1, SIZE, SIZE), dtype=np.float32)
@@ -113,8 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in rates:
         for batch in rates[name]:
             print(f"{name:12s} {batch:>5s} {rates[name][batch]:10.1f} {gflops[name][batch]:9.1f}")
-    print(f"onnxruntime fp32 / torch eager (batch 8): {figures['ort_fp32_over_torch']:.2f}x; "
-          f"int8 / fp32: {figures['ort_int8_over_fp32']:.2f}x")
+    print(
+        f"onnxruntime fp32 / torch eager (batch 8): {figures['ort_fp32_over_torch']:.2f}x; "
+        f"int8 / fp32: {figures['ort_int8_over_fp32']:.2f}x"
+    )
     return 0
 
 

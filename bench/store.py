@@ -82,8 +82,9 @@ def _ref(rng: np.random.Generator, prefix: str, size: int) -> BlobRef:
     return BlobRef(uri=f"ds-blob://{prefix}/{digest[:2]}/{digest}", sha256=digest, size=size)
 
 
-def image_events(n_images: int, *, objects_per_image: int, latent_dim: int, instruments: int,
-                 seed: int = 0) -> list[Event]:
+def image_events(
+    n_images: int, *, objects_per_image: int, latent_dim: int, instruments: int, seed: int = 0
+) -> list[Event]:
     """The image, fingerprint and prediction events of ``n_images`` images, with varied values."""
     rng = np.random.default_rng(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,29 +95,71 @@ def image_events(n_images: int, *, objects_per_image: int, latent_dim: int, inst
         acquired = start + timedelta(seconds=n / instruments)
         created = acquired + timedelta(seconds=float(rng.uniform(0.5, 3)))
         stats = rng.uniform(0, 1000, size=8)
-        events.append(ImageEvent(image_id=image_id, instrument_id=instrument, acquired_at=acquired,
-                                 plate="P1", well=f"A{n % 12 + 1}", pixel_size_um=0.325, shape=(1024, 1024),
-                                 dtype="uint16", blob=_ref(rng, "images", 1_400_000), source="bench"))
-        events.append(FingerprintEvent(
-            image_id=image_id, instrument_id=instrument, acquired_at=acquired, encoder_version="enc-1",
-            image=_ref(rng, "images", 1_400_000), latent=rng.normal(size=latent_dim).tolist(),
-            reconstruction_error=float(rng.uniform(0, 0.1)),
-            stats=ImageStats(p01=stats[0], p50=stats[1], p99=stats[2], mean=stats[3], std=stats[4],
-                             focus=stats[5], noise=stats[6], saturation_fraction=float(rng.uniform(0, 0.01))),
-            created_at=created))
+        events.append(
+            ImageEvent(
+                image_id=image_id,
+                instrument_id=instrument,
+                acquired_at=acquired,
+                plate="P1",
+                well=f"A{n % 12 + 1}",
+                pixel_size_um=0.325,
+                shape=(1024, 1024),
+                dtype="uint16",
+                blob=_ref(rng, "images", 1_400_000),
+                source="bench",
+            )
+        )
+        events.append(
+            FingerprintEvent(
+                image_id=image_id,
+                instrument_id=instrument,
+                acquired_at=acquired,
+                encoder_version="enc-1",
+                image=_ref(rng, "images", 1_400_000),
+                latent=rng.normal(size=latent_dim).tolist(),
+                reconstruction_error=float(rng.uniform(0, 0.1)),
+                stats=ImageStats(
+                    p01=stats[0],
+                    p50=stats[1],
+                    p99=stats[2],
+                    mean=stats[3],
+                    std=stats[4],
+                    focus=stats[5],
+                    noise=stats[6],
+                    saturation_fraction=float(rng.uniform(0, 0.01)),
+                ),
+                created_at=created,
+            )
+        )
         centroids = rng.uniform(0, 1024, size=(objects_per_image, 2))
         objects = [
-            ObjectMeasurement(label=i + 1, area=float(rng.uniform(50, 800)), perimeter=float(rng.uniform(20, 120)),
-                              eccentricity=float(rng.uniform(0, 0.99)), mean_intensity=float(rng.uniform(100, 4000)),
-                              centroid_y=float(y), centroid_x=float(x))
+            ObjectMeasurement(
+                label=i + 1,
+                area=float(rng.uniform(50, 800)),
+                perimeter=float(rng.uniform(20, 120)),
+                eccentricity=float(rng.uniform(0, 0.99)),
+                mean_intensity=float(rng.uniform(100, 4000)),
+                centroid_y=float(y),
+                centroid_x=float(x),
+            )
             for i, (y, x) in enumerate(centroids)
         ]
-        events.append(PredictionEvent(
-            image_id=image_id, instrument_id=instrument, acquired_at=acquired, model_version="seg-1",
-            mask=_ref(rng, "masks", 60_000), object_count=objects_per_image,
-            foreground_fraction=float(rng.uniform(0.05, 0.4)), mean_confidence=float(rng.uniform(0.7, 1)),
-            entropy=float(rng.uniform(0, 0.5)), latency_ms=float(rng.uniform(20, 200)), objects=objects,
-            created_at=created))
+        events.append(
+            PredictionEvent(
+                image_id=image_id,
+                instrument_id=instrument,
+                acquired_at=acquired,
+                model_version="seg-1",
+                mask=_ref(rng, "masks", 60_000),
+                object_count=objects_per_image,
+                foreground_fraction=float(rng.uniform(0.05, 0.4)),
+                mean_confidence=float(rng.uniform(0.7, 1)),
+                entropy=float(rng.uniform(0, 0.5)),
+                latency_ms=float(rng.uniform(20, 200)),
+                objects=objects,
+                created_at=created,
+            )
+        )
     return events
 
 
@@ -139,8 +182,9 @@ def _bytes_on_disk(store: Store) -> dict[str, int]:
     return {str(row["table"]): int(row["bytes"]) for row in rows}
 
 
-def measure(store: Store, backend: str, tables: dict[str, list[Row]], batch_images: int,
-            n_images: int) -> list[TableFigures]:
+def measure(
+    store: Store, backend: str, tables: dict[str, list[Row]], batch_images: int, n_images: int
+) -> list[TableFigures]:
     """Insert every table's rows in batches of ``batch_images`` images' worth; time the inserts."""
     store.migrate()
     version = ".".join(map(str, store.server_version))
@@ -155,8 +199,7 @@ def measure(store: Store, backend: str, tables: dict[str, list[Row]], batch_imag
         elapsed = time.perf_counter() - started
         figures.append(TableFigures(backend, version, table, len(rows), elapsed, None))
     sizes = _bytes_on_disk(store)
-    return [TableFigures(f.backend, f.server_version, f.table, f.rows, f.seconds, sizes.get(f.table))
-            for f in figures]
+    return [TableFigures(f.backend, f.server_version, f.table, f.rows, f.seconds, sizes.get(f.table)) for f in figures]
 
 
 @contextmanager
@@ -186,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    tables = rows_for_images(args.images, objects_per_image=args.objects, latent_dim=args.latent,
-                             instruments=args.instruments)
+    tables = rows_for_images(
+        args.images, objects_per_image=args.objects, latent_dim=args.latent, instruments=args.instruments
+    )
     build_s = time.perf_counter() - started
     backends = ("chdb", "server") if args.backend == "both" else (args.backend,)
     results: list[TableFigures] = []
@@ -195,22 +239,36 @@ def main(argv: list[str] | None = None) -> int:
         with _backend(name, args.server_url) as store:
             results += measure(store, name, tables, args.batch, args.images)
 
-    summary = {
-        backend: args.images / sum(f.seconds for f in results if f.backend == backend) for backend in backends
+    summary = {backend: args.images / sum(f.seconds for f in results if f.backend == backend) for backend in backends}
+    context = {
+        "cpus": os.cpu_count(),
+        "loadavg_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "images": args.images,
+        "batch_images": args.batch,
+        "objects_per_image": args.objects,
+        "latent_dim": args.latent,
+        "event_build_and_row_mapping_s": round(build_s, 2),
     }
-    context = {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0], "python": platform.python_version(),
-               "images": args.images, "batch_images": args.batch, "objects_per_image": args.objects,
-               "latent_dim": args.latent, "event_build_and_row_mapping_s": round(build_s, 2)}
     if args.json:
-        print(json.dumps({"context": context, "tables": [f.as_dict() for f in results],
-                          "images_per_s": {k: round(v) for k, v in summary.items()}}))
+        print(
+            json.dumps(
+                {
+                    "context": context,
+                    "tables": [f.as_dict() for f in results],
+                    "images_per_s": {k: round(v) for k, v in summary.items()},
+                }
+            )
+        )
         return 0
     print("context: " + ", ".join(f"{k}={v}" for k, v in context.items()))
     print(f"{'backend':8} {'version':14} {'table':13} {'rows':>9} {'seconds':>8} {'rows/s':>10} {'bytes/row':>10}")
     for f in results:
         per_row = f"{f.bytes_per_row:.1f}" if f.bytes_per_row is not None else "-"
-        print(f"{f.backend:8} {f.server_version:14} {f.table:13} {f.rows:9d} {f.seconds:8.2f} "
-              f"{f.rows_per_s:10.0f} {per_row:>10}")
+        print(
+            f"{f.backend:8} {f.server_version:14} {f.table:13} {f.rows:9d} {f.seconds:8.2f} "
+            f"{f.rows_per_s:10.0f} {per_row:>10}"
+        )
     for backend, rate in summary.items():
         print(f"{backend}: {rate:.0f} images/s of sink rows (all four tables, one connection)")
     return 0

@@ -10,8 +10,9 @@ Every method sees the first ``reference_size`` images of a stream as its referen
 at a time. The per-signal methods standardise each signal by the reference median and MAD (the usual
 robust z-score) and watch every signal with a two-sided detector (a one-sided one, like Frouros'
 CUSUM and Page-Hinkley, runs twice: on z and on -z); an alarm on any signal is an alarm for the
-image. After an alarm the detector that fired is replaced by a fresh one. Library defaults are
-used throughout: they are what a user of the library starts from.
+image (Frouros' ADWIN accepts only non-negative values and watches |z|). After an alarm the
+detector that fired is replaced by a fresh one. Library defaults are used throughout: they are what
+a user of the library starts from.
 
     /tmp/drift-peers/bin/python bench/drift_peers/peers.py streams.npz
 """
@@ -42,10 +43,17 @@ class Method(Protocol):
 class PerSignal:
     """Univariate detectors per signal on robust z-scores; ``make`` builds one, ``update`` feeds it."""
 
-    def __init__(self, make: Callable[[], Any], update: Callable[[Any, float], bool], two_sided: bool = True) -> None:
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        update: Callable[[Any, float], bool],
+        two_sided: bool = True,
+        absolute: bool = False,
+    ) -> None:
         self.make = make
         self.step = update
-        self.signs = (1.0,) if two_sided else (1.0, -1.0)
+        self.signs = (1.0,) if two_sided or absolute else (1.0, -1.0)
+        self.absolute = absolute
         self.detectors: list[Any] = []
         self.centre = np.zeros(0)
         self.scale = np.ones(0)
@@ -62,6 +70,8 @@ class PerSignal:
             if np.isnan(value):
                 continue
             z = float((value - self.centre[column]) / self.scale[column])
+            if self.absolute:
+                z = abs(z)
             for side, sign in enumerate(self.signs):
                 slot = column * len(self.signs) + side
                 if self.step(self.detectors[slot], sign * z):
@@ -101,7 +111,8 @@ def frouros_methods() -> dict[str, Method]:
     return {
         "frouros-cusum": PerSignal(lambda: CUSUM(config=CUSUMConfig()), feed, two_sided=False),
         "frouros-page-hinkley": PerSignal(lambda: PageHinkley(config=PageHinkleyConfig()), feed, two_sided=False),
-        "frouros-adwin": PerSignal(lambda: ADWIN(config=ADWINConfig()), feed),
+        # Frouros' ADWIN takes non-negative values (error rates): it watches |z|.
+        "frouros-adwin": PerSignal(lambda: ADWIN(config=ADWINConfig()), feed, absolute=True),
     }
 
 
