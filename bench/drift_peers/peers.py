@@ -90,7 +90,6 @@ def river_methods() -> dict[str, Method]:
     return {
         "river-adwin": PerSignal(drift.ADWIN, feed),
         "river-page-hinkley": PerSignal(drift.PageHinkley, feed),
-        "river-kswin": PerSignal(lambda: drift.KSWIN(seed=0), feed),
     }
 
 
