@@ -62,7 +62,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-images", type=int, default=100, help="images in the paced latency phase")
     parser.add_argument("--load", type=float, default=0.7, help="paced rate as a fraction of the measured throughput")
     parser.add_argument("--threads", type=int, default=1, help="worker: onnxruntime threads per model")
-    parser.add_argument("--concurrency", type=int, default=1, help="worker: actors per image agent")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker: actors per image agent")
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
     parser.add_argument(
         "--bare-threads", type=int, default=os.cpu_count() or 1, help="bare run: onnxruntime threads per model"

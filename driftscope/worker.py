@@ -30,7 +30,7 @@ class WorkerOptions:
     """What ``driftscope worker`` adds on top of the settings."""
 
     agents: frozenset[AgentName] = frozenset(AGENT_NAMES)
-    concurrency: int = 1
+    concurrency: int = 2
     intra_op_threads: int = 1
     image_batch_size: int = 8
     image_batch_ms: float = 50.0

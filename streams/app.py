@@ -253,13 +253,15 @@ class StreamsApp:
             if segment is not None and serving.get("segmenter", segment.slot.version) != segment.slot.version:
                 old = segment.slot.version
                 seg_runner, version = load_segmenter(registry, serving["segmenter"],
-                                                     intra_op_threads=config.intra_op_threads)
+                                                     intra_op_threads=config.intra_op_threads,
+                                                     batch_size=config.image_batch_size)
                 segment.slot.swap(seg_runner, version)
                 swapped.append(("segmenter", old, version))
             if fingerprint is not None and serving.get("encoder", fingerprint.slot.version) != fingerprint.slot.version:
                 old = fingerprint.slot.version
                 enc_runner, version = load_encoder(registry, serving["encoder"],
-                                                   intra_op_threads=config.intra_op_threads)
+                                                   intra_op_threads=config.intra_op_threads,
+                                                   batch_size=config.image_batch_size)
                 fingerprint.slot.swap(enc_runner, version)
                 swapped.append(("encoder", old, version))
             return swapped

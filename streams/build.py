@@ -28,14 +28,13 @@ def build_steps(config: StreamsConfig) -> Steps:
     registry = Registry(blobs)
     steps = Steps(registry=registry)
     agents = config.agents
-    # Runner batches of 4 keep the U-Net's activations at 512x512 well inside the memory budget.
-    runner_batch = min(config.image_batch_size, 4)
     if "segment" in agents:
-        runner, version = load_segmenter(registry, intra_op_threads=config.intra_op_threads, batch_size=runner_batch)
-        steps.segment = Segmenter(ModelSlot(runner, version), blobs)
+        runner, version = load_segmenter(registry, intra_op_threads=config.intra_op_threads,
+                                         batch_size=config.image_batch_size)
+        steps.segment = Segmenter(ModelSlot(runner, version), blobs, pixel_budget=config.segment_pixel_budget)
     if "fingerprint" in agents:
         encoder, encoder_version = load_encoder(registry, intra_op_threads=config.intra_op_threads,
-                                                batch_size=runner_batch)
+                                                batch_size=config.image_batch_size)
         steps.fingerprint = Fingerprinter(ModelSlot(encoder, encoder_version), blobs)
     if "drift" in agents:
         steps.drift = DriftWatch(blobs, namespace=config.app_id)

@@ -64,14 +64,17 @@ class StreamsConfig(BaseModel):
     store_url: str | None = Field(default=None, repr=False)
     agents: frozenset[AgentName] = frozenset(AGENT_NAMES)
 
-    #: Actors per image agent (fingerprint, segment), each with its own inference thread.
-    concurrency: int = Field(default=1, ge=1, le=16)
+    #: Actors per image agent (fingerprint, segment), each with its own inference thread. Two let one
+    #: batch's post-processing (instances, measurements) overlap the next batch's inference.
+    concurrency: int = Field(default=2, ge=1, le=16)
     #: onnxruntime intra-op threads per session.
     intra_op_threads: int = Field(default=1, ge=1)
     #: An image batch is at most this many images ...
     image_batch_size: int = Field(default=8, ge=1)
     #: ... or whatever arrived within this many milliseconds.
     image_batch_ms: float = Field(default=50.0, gt=0)
+    #: Pixels per U-Net call (see :class:`streams.segment.Segmenter`): bounds the worker's memory.
+    segment_pixel_budget: int = Field(default=2 * 512 * 512, ge=64 * 64)
 
     #: Sink flush bounds: rows of events per batch and seconds between flushes.
     sink_batch_events: int = Field(default=500, ge=1)

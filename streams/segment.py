@@ -55,9 +55,16 @@ def _compact(labels: np.ndarray) -> np.ndarray:
 class Segmenter:
     """Turns a batch of raw image records into prediction records (and dead letters)."""
 
-    def __init__(self, slot: ModelSlot[SegmenterRunner], blobs: BlobStore) -> None:
+    def __init__(
+        self, slot: ModelSlot[SegmenterRunner], blobs: BlobStore, *, pixel_budget: int = 2 * 512 * 512
+    ) -> None:
         self.slot = slot
         self.blobs = blobs
+        #: Pixels per onnxruntime call. The U-Net's activations (and onnxruntime's arena, which keeps
+        #: its peak) grow with the pixels of a call: ~128 MiB per 512x512 image at base width 16.
+        #: Batching beyond two 512x512 images buys little speed on a CPU, so larger images go
+        #: through in smaller calls and the worker's memory stays bounded whatever the image size.
+        self.pixel_budget = pixel_budget
 
     def process(self, messages: Sequence[RawMessage]) -> Outcome:
         started = time.perf_counter()
@@ -66,7 +73,12 @@ class Segmenter:
         runner, version = self.slot.current
 
         def predict(batch: Sequence[DecodedImage]) -> list[np.ndarray]:
-            return runner.predict([image.pixels for image in batch])
+            largest = max(image.pixels.shape[0] * image.pixels.shape[1] for image in batch)
+            per_call = max(1, self.pixel_budget // largest)
+            probabilities: list[np.ndarray] = []
+            for start in range(0, len(batch), per_call):
+                probabilities += runner.predict([image.pixels for image in batch[start:start + per_call]])
+            return probabilities
 
         for image, probability in run_isolating_failures(images, predict, lambda i: i.message, outcome):
             try:

@@ -37,7 +37,7 @@ def worker(
     no_sink: Annotated[
         bool, typer.Option("--no-sink", help="leave out the sink and the retrain trigger (they need the store)")
     ] = False,
-    concurrency: Annotated[int, typer.Option(min=1, max=16, help="actors (and inference threads) per image agent")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=16, help="actors (and inference threads) per image agent")] = 2,
     threads: Annotated[int, typer.Option(min=1, help="onnxruntime intra-op threads per model")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="images per inference batch (at most)")] = 8,
     batch_ms: Annotated[float, typer.Option(min=1, help="longest wait to fill a batch, ms")] = 50.0,
