@@ -100,10 +100,10 @@ class DriftWatch:
     # -- observation ---------------------------------------------------------------------------
     def _observe(self, event: Event) -> list[DriftEvent]:
         if isinstance(event, FingerprintEvent):
-            return self._state(event.instrument_id).observe_fingerprint(event)
+            return self.state(event.instrument_id).observe_fingerprint(event)
         if isinstance(event, PredictionEvent):
             self._remember_prediction(event)
-            return self._state(event.instrument_id).observe_prediction(event)
+            return self.state(event.instrument_id).observe_prediction(event)
         assert isinstance(event, LabelEvent)
         served = self._predictions.get(event.image_id)
         if served is None:
@@ -115,7 +115,7 @@ class DriftWatch:
         truth = label_mask(event, self.blobs)
         if predicted.shape != truth.shape:
             raise ValueError(f"label mask {truth.shape} does not match the predicted mask {predicted.shape}")
-        return self._state(event.instrument_id).observe_label_score(
+        return self.state(event.instrument_id).observe_label_score(
             event.image_id, dice(predicted, truth), iou(predicted, truth), model_version, event.created_at
         )
 
@@ -126,7 +126,8 @@ class DriftWatch:
             self._predictions.popitem(last=False)
 
     # -- state and checkpoints -----------------------------------------------------------------
-    def _state(self, instrument_id: str) -> InstrumentDriftState:
+    def state(self, instrument_id: str) -> InstrumentDriftState:
+        """The drift state of ``instrument_id``: from memory, else its checkpoint, else fresh."""
         if instrument_id not in self._states:
             self._load(instrument_id)
         return self._states[instrument_id]
