@@ -328,6 +328,8 @@ class StreamsApp:
             self.close()
 
     def close(self) -> None:
+        """Stop the thread pools, close the store, and remove the status file (this worker is gone)."""
+        (self.config.status_dir / f"{self.config.worker_name}.json").unlink(missing_ok=True)
         for executor in self.steps.executors:
             executor.shutdown(wait=True, cancel_futures=True)
         if self.steps.store is not None:

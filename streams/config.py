@@ -76,8 +76,9 @@ class StreamsConfig(BaseModel):
     #: Pixels per U-Net call (see :class:`streams.segment.Segmenter`): bounds the worker's memory.
     segment_pixel_budget: int = Field(default=2 * 512 * 512, ge=64 * 64)
 
-    #: Sink flush bounds: rows of events per batch and seconds between flushes.
-    sink_batch_events: int = Field(default=500, ge=1)
+    #: Sink flush bounds: records per batch and seconds between flushes. A batch keeps the bytes of its
+    #: records until they are stored (images included), so the count also bounds the sink's memory.
+    sink_batch_events: int = Field(default=200, ge=1)
     sink_flush_s: float = Field(default=0.5, gt=0)
     #: Back-off of the sink while the store is unavailable: start, cap.
     sink_backoff_s: float = Field(default=0.5, gt=0)

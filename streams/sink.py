@@ -123,14 +123,20 @@ async def write_until_stored(
     """
     loop = asyncio.get_running_loop()
     delay = backoff_s
+    attempt = 0
     while True:
+        attempt += 1
         try:
-            return await loop.run_in_executor(executor, sink.write, batch)
+            outcome = await loop.run_in_executor(executor, sink.write, batch)
         except StoreUnavailable as exc:
             counters.retries += 1
             counters.last_error = str(exc)
             wait = min(max(exc.retry_after, delay), max_backoff_s)
             log_event(log, "sink_store_unavailable", level=logging.WARNING, records=len(batch.records),
-                      retry_in_s=round(wait, 3), attempt=counters.retries, error=str(exc))
+                      retry_in_s=round(wait, 3), attempt=attempt, error=str(exc))
             await asyncio.sleep(wait)
             delay = min(delay * 2, max_backoff_s)
+            continue
+        if attempt > 1:
+            log_event(log, "sink_store_recovered", records=len(batch.records), attempts=attempt)
+        return outcome
