@@ -55,4 +55,7 @@ def test_models_list_promote_and_rollback(tmp_path: Path) -> None:
 
     assert runner.invoke(app, ["models", "rollback", "segmenter", *home]).exit_code == 2
     bad = runner.invoke(app, ["models", "promote", "segmenter", "segmenter-000000000000", *home])
-    assert bad.exit_code == 2 and "unknown model version" in bad.output
+    assert bad.exit_code == 2 and "not a registered segmenter" in bad.output
+    serving = next(row["version"] for row in rows if row["serving"] and row["kind"] == "segmenter")
+    again = runner.invoke(app, ["models", "promote", "segmenter", serving, *home])
+    assert again.exit_code == 0 and f"segmenter now serving {serving}" in again.output
