@@ -24,6 +24,7 @@ from models.measure import label_instances
 from models.preprocess import normalize, pad_to_multiple, unpad
 
 __all__ = [
+    "MIN_OBJECT_AREA",
     "THRESHOLD",
     "EncoderRunner",
     "SegmenterRunner",

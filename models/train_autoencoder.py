@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from models.autoencoder import AutoencoderConfig, FingerprintAutoencoder
 from models.runners import encoder_input
-from models.train_segmenter import TrainBudget, choose_device
+from models.train_segmenter import TrainBudget, choose_device, seed_torch
 
 __all__ = ["AutoencoderTrainConfig", "AutoencoderTrainResult", "train_autoencoder"]
 
@@ -72,7 +72,7 @@ def train_autoencoder(
         raise ValueError("training needs at least one train and one validation image")
     device = choose_device(config.device)
     rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
+    seed_torch(config.seed)
     model = FingerprintAutoencoder(config.autoencoder).to(device)
     train_x = _inputs(train_images, config.autoencoder)
     val_x = _inputs(val_images, config.autoencoder)

@@ -35,6 +35,7 @@ __all__ = [
     "bce_dice_loss",
     "choose_device",
     "fine_tune",
+    "seed_torch",
     "train_segmenter",
 ]
 
@@ -46,6 +47,13 @@ def choose_device(preferred: str | None = None) -> torch.device:
     if preferred:
         return torch.device(preferred)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_torch(seed: int) -> None:
+    """Seed torch and make cuDNN pick deterministic kernels, so a seed gives the same model on GPU too."""
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 @dataclass(frozen=True)
@@ -168,7 +176,7 @@ def train_segmenter(
         raise ValueError("training needs at least one train and one validation pair")
     device = choose_device(config.device)
     rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
+    seed_torch(config.seed)
     model = (copy.deepcopy(init) if init is not None else UNet(config.unet)).to(device)
     tile = max(config.tile, model.config.size_multiple)
     if tile % model.config.size_multiple:
