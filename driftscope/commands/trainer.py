@@ -25,8 +25,8 @@ __all__ = ["trainer"]
 def trainer(
     home: Annotated[Path | None, typer.Option("--home", help="state directory (default: $DRIFTSCOPE_HOME)")] = None,
     margin: Annotated[float, typer.Option(help="holdout Dice a candidate must gain over the serving model")] = 0.01,
-    max_seconds: Annotated[float, typer.Option(help="training time budget per run, seconds")] = 180.0,
-    max_epochs: Annotated[int, typer.Option(help="training epochs per run, at most")] = 12,
+    max_seconds: Annotated[float, typer.Option(help="training time budget per run, seconds")] = 240.0,
+    max_epochs: Annotated[int, typer.Option(help="training epochs per run, at most")] = 6,
     device: Annotated[str | None, typer.Option(help="torch device (default: cuda if present, else cpu)")] = None,
     ready_file: Annotated[Path | None, typer.Option(help="touched once the trainer is consuming")] = None,
     max_requests: Annotated[int | None, typer.Option(help="exit after this many requests")] = None,
