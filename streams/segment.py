@@ -21,13 +21,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.measure import measure_objects
 from models.runners import SegmenterRunner, instances_from_probability
 from schemas.blobstore import BlobStore
 from schemas.claimcheck import array_to_blob
 from schemas.events import ObjectMeasurement, PredictionEvent
 from streams.images import DecodedImage, decode_images, run_isolating_failures
 from streams.messages import Outcome, RawMessage, output_for
+from streams.objects import measure_objects
 from streams.serving import ModelSlot
 
 __all__ = ["PREDICTION_TOPIC", "Segmenter", "mean_confidence", "mean_entropy"]
