@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 Step = Callable[[Sequence[RawMessage]], Outcome]
 _SUMMARY_EVERY_S = 30.0
 _STATUS_EVERY_S = 5.0
+_RETRAIN_POLL_S = 5.0
 _MODEL_POLL_S = 10.0
 
 
@@ -157,6 +158,7 @@ class StreamsApp:
         if steps.retrain is not None:
             assert self._store_executor is not None
             self._batch_agent("retrain", ["drift.events"], steps.retrain.process, self._store_executor, 16, 0.5, 1)
+            self._retrain_timer(steps.retrain, self._store_executor)
         if steps.sink is not None:
             self._sink_agent(steps.sink)
         if steps.segment is not None or steps.fingerprint is not None:
@@ -192,6 +194,19 @@ class StreamsApp:
 
         agent.__name__ = f"{name}_agent"
         self.faust.agent(channel, name=f"driftscope.{name}", concurrency=concurrency)(agent)
+
+    def _retrain_timer(self, trigger: RetrainTrigger, executor: Executor) -> None:
+        """Re-check instruments waiting for labels; same single-thread executor as the agent, so no race."""
+        counters = self.counters.agent("retrain")
+
+        @self.faust.timer(_RETRAIN_POLL_S, name="driftscope.retrain_poll")
+        async def retrain_poll() -> None:
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(executor, trigger.poll)
+            except Exception as exc:  # the store may be down: the next tick tries again
+                counters.record_failure(exc, count=0)
+                return
+            await self._send(outcome.outputs)
 
     def _sink_agent(self, sink: ClickHouseSink) -> None:
         counters = self.counters.agent("sink")

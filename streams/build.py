@@ -44,7 +44,7 @@ def build_steps(config: StreamsConfig) -> Steps:
         store.migrate()
         steps.store = store
         if "sink" in agents:
-            steps.sink = ClickHouseSink(store)
+            steps.sink = ClickHouseSink(store, blobs)
         if "retrain" in agents:
             steps.retrain = RetrainTrigger(
                 store,

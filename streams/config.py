@@ -29,12 +29,13 @@ class RetrainPolicy(BaseModel):
     min_events: int = Field(default=2, ge=1)
     #: Distinct images named as evidence by those events.
     min_evidence_images: int = Field(default=3, ge=0)
-    #: Labelled images of the instrument that must exist before training is worth it.
-    min_labelled_images: int = Field(default=4, ge=0)
+    #: Labelled images of the drifted domain (since the drift was first seen) needed before training:
+    #: the trainer holds a third out to judge the candidate, so fewer make a noisy gate.
+    min_labelled_images: int = Field(default=16, ge=0)
     #: How far back from the first drift event the training window reaches.
     lookback_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     #: Nearest labelled neighbours (by fingerprint, any instrument) added to the selection.
-    neighbours: int = Field(default=32, ge=0)
+    neighbours: int = Field(default=8, ge=0)
     #: Hyperparameters passed through to the trainer.
     hyperparameters: dict[str, float | int | str] = Field(default_factory=dict)
 

@@ -3,6 +3,10 @@
 For each image: the ONNX encoder's latent and its autoencoder reconstruction error (how familiar
 the image looks to a model trained on reference data), and cheap statistics of the raw intensities
 (percentiles, focus, noise, saturation), which catch acquisition drift before normalisation hides it.
+
+The pixels are archived in the blob store (content-addressed, so a redelivery writes nothing new)
+and the fingerprint carries the reference: the fingerprints table is then the data database D
+from which the retrain trigger selects training images by fingerprint.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Sequence
 from models.imagestats import image_stats
 from models.runners import EncoderRunner
 from schemas.blobstore import BlobStore
-from schemas.events import FingerprintEvent, ImageStats
+from schemas.claimcheck import array_to_blob
+from schemas.events import BlobRef, FingerprintEvent, ImageStats
 from streams.images import DecodedImage, decode_images, run_isolating_failures
 from streams.messages import Outcome, RawMessage, output_for
 from streams.serving import ModelSlot
@@ -51,6 +56,7 @@ class Fingerprinter:
                     latent=latent,
                     reconstruction_error=error,
                     stats=stats,
+                    image=self._archive(image),
                 )
             except ValueError as exc:  # non-finite latent or statistics: a bad input, not a bad worker
                 outcome.dead(image.message, exc)
@@ -59,3 +65,10 @@ class Fingerprinter:
             outcome.processed += 1
             outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
         return outcome
+
+    def _archive(self, image: DecodedImage) -> BlobRef | None:
+        if image.event.blob is not None:
+            return image.event.blob
+        if self.blobs is None:
+            return None
+        return array_to_blob(image.pixels, self.blobs, prefix="images")

@@ -12,20 +12,27 @@ event's natural id), so a retried or replayed batch never doubles a metric.
 
 A batch the store rejects for good (a row it cannot take) is split per record, and only the
 records that still fail are dead-lettered.
+
+Labels that arrive with their mask inline are archived in the blob store first, so the labels
+table can point the trainer at every mask (the trainer never reads Kafka history).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from consumers.store import Row, Store, StoreError, StoreUnavailable
 from consumers.store.rows import rows_for
+from schemas.blobstore import BlobStore
+from schemas.claimcheck import array_to_blob
 from schemas.codec import decode
-from schemas.errors import SchemaError
+from schemas.errors import BlobError, SchemaError
+from schemas.events import Event, LabelEvent
 from schemas.topics import DLQ_SUFFIX
 from streams.counters import AgentCounters
 from streams.logs import log_event
@@ -57,14 +64,15 @@ class PreparedBatch:
 class ClickHouseSink:
     """Turns records into rows and writes them to the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, blobs: BlobStore | None = None) -> None:
         self.store = store
+        self.blobs = blobs
 
     def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
         batch = PreparedBatch()
         for message in messages:
             try:
-                rows = rows_for(decode(message.value))
+                rows = rows_for(self._archived(decode(message.value)))
             except (SchemaError, StoreError, ValueError) as exc:
                 if message.topic.endswith(DLQ_SUFFIX):
                     # A dead letter nobody can read: there is no dead-letter queue of a dead-letter queue.
@@ -76,6 +84,21 @@ class ClickHouseSink:
                 continue
             batch.records.append((message, rows))
         return batch
+
+    def _archived(self, event: Event) -> Event:
+        """``event`` with an inline label mask moved to the blob store (retried while it is unwritable)."""
+        if not (isinstance(event, LabelEvent) and event.mask is not None and self.blobs is not None):
+            return event
+        delay = 0.5
+        while True:
+            try:
+                ref = array_to_blob(event.mask, self.blobs, prefix="masks")
+                return event.model_copy(update={"mask": None, "mask_blob": ref})
+            except BlobError as exc:  # like a store outage: wait (consumption pauses), never drop
+                log_event(log, "sink_blob_store_unavailable", level=logging.WARNING, error=str(exc),
+                          retry_in_s=delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def write(self, batch: PreparedBatch) -> Outcome:
         """Insert the batch, one insert per table; raises :class:`StoreUnavailable` to ask for a retry."""

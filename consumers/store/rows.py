@@ -98,6 +98,7 @@ def _fingerprint(event: FingerprintEvent) -> dict[str, list[Row]]:
         "latent": list(event.latent),
         "reconstruction_error": event.reconstruction_error,
         **event.stats.model_dump(),
+        **_blob("image", event.image),
         "created_at": event.created_at,
     }]}
 

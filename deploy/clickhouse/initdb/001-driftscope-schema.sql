@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS driftscope.fingerprints (
     focus Float64,
     noise Float64,
     saturation_fraction Float64,
+    image_uri Nullable(String),
+    image_sha256 Nullable(String),
+    image_size Nullable(UInt64),
     created_at DateTime('UTC')
 )
 ENGINE = ReplacingMergeTree(created_at)

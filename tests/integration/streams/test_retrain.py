@@ -40,7 +40,7 @@ def image(image_id: str, instrument: str, latent: list[float], *, labelled: bool
                                   dtype="uint16", blob=_REF)),
         ("images.fingerprints", FingerprintEvent(image_id=image_id, instrument_id=instrument, acquired_at=now,
                                                  encoder_version="enc-1", latent=latent, reconstruction_error=0.1,
-                                                 stats=_STATS)),
+                                                 stats=_STATS, image=_REF)),
     ]
     if labelled:
         out.append(("labels", LabelEvent(image_id=image_id, instrument_id=instrument, annotator="a", mask_blob=_REF)))
@@ -48,8 +48,10 @@ def image(image_id: str, instrument: str, latent: list[float], *, labelled: bool
 
 
 def drift(evidence: str, *, at: datetime | None = None) -> DriftEvent:
+    """A drift first seen an hour ago: the images written by the tests belong to the drifted domain."""
     return DriftEvent(detector="cusum", signal="image.p50", instrument_id="scope-1", model_version="seg-1",
-                      statistic=9, threshold=4, window=100, first_seen_at=at or utcnow(), evidence=[evidence])
+                      statistic=9, threshold=4, window=100, first_seen_at=at or utcnow() - timedelta(hours=1),
+                      evidence=[evidence])
 
 
 def requests(outcome: Outcome) -> list[RetrainRequest]:
@@ -79,6 +81,11 @@ def test_enough_evidence_and_labels_make_one_request_with_its_data_selection(chd
     assert sorted(request.reason) == sorted([str(first.event_id), str(second.event_id)])
     assert request.selection.labelled_image_ids == ["lab-0", "lab-1", "lab-2"]
     assert request.selection.neighbour_image_ids == ["near-other", "far-other"]
+    # The trainer has no store: every selected image comes with its pixels and mask references.
+    assert [(i.image_id, i.role) for i in request.selection.items] == [
+        ("lab-0", "drifted"), ("lab-1", "drifted"), ("lab-2", "drifted"),
+        ("near-other", "neighbour"), ("far-other", "neighbour")]
+    assert all(i.image == _REF and i.mask == _REF for i in request.selection.items)
     assert request.selection.time_to == clock[0]
     # A replay of the same drift events (another worker, after a crash) asks with the same key.
     (again,) = requests(trigger(chdb_store, clock).process([record("drift.events", e) for e in (first, second)]))
@@ -106,8 +113,17 @@ def test_without_enough_labels_the_trigger_waits_and_asks_once_they_exist(chdb_s
     waiting = trigger(chdb_store, clock)
     assert requests(waiting.process([record("drift.events", drift(f"e{i}")) for i in range(3)])) == []
     write(chdb_store, [e for i in (1, 2) for e in image(f"lab-{i}", "scope-1", [0.0], labelled=True)])
-    (request,) = requests(waiting.process([record("drift.events", drift("e3"))]))
-    assert len(request.reason) == 4
+    # Labels arrive late and drift events may have stopped: the timer's poll asks without a new event.
+    (request,) = requests(waiting.poll())
+    assert len(request.reason) == 3
+    assert requests(waiting.poll()) == []  # asked once; the next ask waits for new evidence and the cooldown
+
+
+def test_labels_from_before_the_drift_are_not_the_drifted_domain(chdb_store: Store) -> None:
+    write(chdb_store, [e for i in range(3) for e in image(f"old-{i}", "scope-1", [0.0], labelled=True)])
+    clock = [utcnow()]
+    assert requests(trigger(chdb_store, clock).process(
+        [record("drift.events", drift(f"e{i}", at=utcnow() + timedelta(seconds=5))) for i in range(3)])) == []
 
 
 def test_a_malformed_drift_event_is_dead_lettered(chdb_store: Store) -> None:
