@@ -129,6 +129,13 @@ class Bench:
         with urllib.request.urlopen(url, timeout=30) as response:
             return list(json.loads(response.read())["rows"])
 
+    def counters(self) -> dict[str, Any]:
+        """The worker's per-agent counters (batch sizes, step latency) after the throughput phase."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/driftscope/counters/", timeout=30) as response:
+            agents = json.loads(response.read())["agents"]
+        keys = ("processed", "batch_size_mean", "latency_ms_p50", "latency_ms_p99", "retries")
+        return {name: {k: agent[k] for k in keys} for name, agent in agents.items()}
+
     def count(self, prefix: str) -> int:
         return int(self.query(f"SELECT count() AS n FROM predictions WHERE image_id LIKE '{prefix}-%'")[0]["n"])
 
@@ -177,6 +184,9 @@ def main() -> None:
     print(f"end to end (publish -> prediction row): {result['images_per_s']:.2f} images/s  ratio {result['ratio']:.3f}")
     print(f"latency at {args.load:.0%} load: p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms")
     print(f"worker peak RSS: {result['peak_rss_mib']:.0f} MiB")
+    for name, agent in result["agents"].items():
+        fields = (f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in agent.items())
+        print(f"  {name:12s} " + ", ".join(fields))
 
 
 def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
@@ -242,6 +252,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             producer.flush(60)
             finished = bench.wait_count("tp", args.images, timeout=600)
             throughput = args.images / (finished - started)
+            agents = bench.counters()
 
             latencies = paced_latencies(
                 bench, producer, frames(pool, "lat", args.latency_images), rate=args.load * throughput
@@ -263,6 +274,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "batch_size": args.batch_size,
         "bare_threads": args.bare_threads,
+        "agents": agents,
     }
 
 

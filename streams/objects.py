@@ -65,8 +65,8 @@ def measure_objects(labels: np.ndarray, image: np.ndarray) -> list[dict[str, Any
     if count == 0:
         return []
     flat = labels.ravel()
-    rows, cols = np.indices(labels.shape, dtype=np.float64)
-    rows, cols = rows.ravel(), cols.ravel()
+    grid_rows, grid_cols = np.indices(labels.shape, dtype=np.float64)
+    rows, cols = grid_rows.ravel(), grid_cols.ravel()
 
     def per_object(weights: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(flat, weights=weights, minlength=count + 1)[1:].astype(np.float64)

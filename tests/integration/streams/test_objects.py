@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from streams.objects import measure_objects
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "uint8"])
-def test_same_measurements_as_regionprops_on_touching_nuclei(dtype: str) -> None:
+def test_same_measurements_as_regionprops_on_touching_nuclei(dtype: Literal["uint8", "uint16"]) -> None:
     images, masks = generate_batch(SyntheticSpec(size=(96, 128), dtype=dtype, bit_depth=8 if dtype == "uint8" else 16,
                                                  min_separation=0.6), 4, seed=11)
     for image, mask in zip(images, masks, strict=True):
