@@ -52,7 +52,9 @@ class DemoOptions:
     instrument_id: str = "demo-scope"
     size: int = 256
     in_distribution: int = 150
-    drift: str = "morphology:1.0"
+    # A switch to a noisier, softer-focus acquisition: the baseline's Dice falls from 0.96 to about
+    # 0.5 on it, and a few minutes of fine-tuning on a dozen labelled images bring it back near 0.9.
+    drift: str = "noise:1.0,defocus:1.0"
     label_fraction: float = 0.25
     rate: float = 6.0
     after_swap: int = 40
@@ -145,7 +147,9 @@ def _drive(
     on_progress: Callable[[DemoProgress], None],
     started: float,
 ) -> DemoSummary:
-    schedule = DriftSchedule.parse(f"{options.drift}@{options.in_distribution}")
+    schedule = DriftSchedule.parse(
+        ",".join(f"{step.strip()}@{options.in_distribution}" for step in options.drift.split(",") if step.strip())
+    )
     instrument = SyntheticInstrument(InstrumentConfig(
         instrument_id=options.instrument_id, spec=SyntheticSpec(size=(options.size, options.size)),
         schedule=schedule, label_fraction=options.label_fraction, label_delay=3, seed=options.seed,

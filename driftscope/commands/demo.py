@@ -32,7 +32,7 @@ def demo(
                                               "(default: a new folder under $DRIFTSCOPE_HOME/demo)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON line with the outcome")] = False,
     report: Annotated[Path, typer.Option(help="where to write the HTML report")] = Path("report.html"),
-    drift: Annotated[str, typer.Option(help="the specimen drift, name:severity")] = "morphology:1.0",
+    drift: Annotated[str, typer.Option(help="the drift, name:severity[,name:severity...]")] = "noise:1.0,defocus:1.0",
     in_distribution: Annotated[int, typer.Option(help="images before the drift")] = 150,
     rate: Annotated[float, typer.Option(help="images per second the instrument publishes")] = 6.0,
     label_fraction: Annotated[float, typer.Option(help="fraction of images an annotator labels")] = 0.25,
