@@ -55,7 +55,7 @@ from streams.serving import load_encoder, load_segmenter
 from streams.sink import ClickHouseSink, write_until_stored
 from streams.web import register_pages
 
-__all__ = ["Steps", "StreamsApp"]
+__all__ = ["Steps", "StreamsApp", "refresh_models"]
 
 log = logging.getLogger(__name__)
 
@@ -261,30 +261,12 @@ class StreamsApp:
             return
         loop_executor = self._executor("models", 1)
 
-        def refresh() -> list[tuple[str, str, str]]:
-            swapped: list[tuple[str, str, str]] = []
-            serving = registry.serving_versions()
-            segment, fingerprint = steps.segment, steps.fingerprint
-            if segment is not None and serving.get("segmenter", segment.slot.version) != segment.slot.version:
-                old = segment.slot.version
-                seg_runner, version = load_segmenter(registry, serving["segmenter"],
-                                                     intra_op_threads=config.intra_op_threads,
-                                                     batch_size=config.image_batch_size)
-                segment.slot.swap(seg_runner, version)
-                swapped.append(("segmenter", old, version))
-            if fingerprint is not None and serving.get("encoder", fingerprint.slot.version) != fingerprint.slot.version:
-                old = fingerprint.slot.version
-                enc_runner, version = load_encoder(registry, serving["encoder"],
-                                                   intra_op_threads=config.intra_op_threads,
-                                                   batch_size=config.image_batch_size)
-                fingerprint.slot.swap(enc_runner, version)
-                swapped.append(("encoder", old, version))
-            return swapped
-
         @self.faust.timer(_MODEL_POLL_S, name="driftscope.model_watch")
         async def model_watch() -> None:
             try:
-                swapped = await asyncio.get_running_loop().run_in_executor(loop_executor, refresh)
+                swapped = await asyncio.get_running_loop().run_in_executor(
+                    loop_executor, refresh_models, registry, steps, config
+                )
             except Exception as exc:  # keep serving the current model
                 log_event(log, "model_swap_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
                 return
@@ -352,6 +334,30 @@ class StreamsApp:
                 self.steps.store.close()
             except StoreError as exc:
                 log_event(log, "store_close_failed", level=logging.WARNING, error=str(exc))
+
+
+def refresh_models(registry: Registry, steps: Steps, config: StreamsConfig) -> list[tuple[str, str, str]]:
+    """Swap in the registry's serving segmenter/encoder where it differs from what a slot serves.
+
+    Returns (kind, old version, new version) per swap. Loading verifies the artifact's sha256 and
+    builds the session before the swap, so a failure leaves the old model serving.
+    """
+    swapped: list[tuple[str, str, str]] = []
+    serving = registry.serving_versions()
+    segment, fingerprint = steps.segment, steps.fingerprint
+    if segment is not None and serving.get("segmenter", segment.slot.version) != segment.slot.version:
+        old = segment.slot.version
+        seg_runner, version = load_segmenter(registry, serving["segmenter"], intra_op_threads=config.intra_op_threads,
+                                             batch_size=config.image_batch_size)
+        segment.slot.swap(seg_runner, version)
+        swapped.append(("segmenter", old, version))
+    if fingerprint is not None and serving.get("encoder", fingerprint.slot.version) != fingerprint.slot.version:
+        old = fingerprint.slot.version
+        enc_runner, version = load_encoder(registry, serving["encoder"], intra_op_threads=config.intra_op_threads,
+                                           batch_size=config.image_batch_size)
+        fingerprint.slot.swap(enc_runner, version)
+        swapped.append(("encoder", old, version))
+    return swapped
 
 
 def _age_ms(message: RawMessage) -> float:
