@@ -34,13 +34,13 @@ from schemas.blobstore import BlobStore
 from schemas.claimcheck import array_from_blob
 from schemas.codec import decode
 from schemas.errors import SchemaError
-from schemas.events import DriftEvent, ModelPublished, PredictionEvent, TrainingRunEvent
+from schemas.events import DriftEvent, ModelPublished, PredictionEvent, RetrainRequest, TrainingRunEvent
 
 __all__ = ["DemoOptions", "DemoProgress", "DemoSummary", "run_demo"]
 
 log = logging.getLogger(__name__)
 
-WATCHED_TOPICS = ("predictions", "drift.events", "training.runs", "models.published")
+WATCHED_TOPICS = ("predictions", "drift.events", "retrain.requests", "training.runs", "models.published")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,10 @@ class DemoOptions:
     # 0.5 on it, and a few minutes of fine-tuning on a dozen labelled images bring it back near 0.9.
     drift: str = "noise:1.0,defocus:1.0"
     label_fraction: float = 0.25
-    rate: float = 6.0
+    rate: float = 4.0
+    #: While a retrain runs the instrument slows down: on 2 CPU cores the worker and the trainer
+    #: would otherwise fight over them and the demo would take twice as long.
+    training_rate: float = 1.0
     after_swap: int = 40
     max_images: int = 2000
     timeout_s: float = 900.0
@@ -71,9 +74,14 @@ class DemoProgress:
     labels: int = 0
     predictions: int = 0
     drift_events: list[DriftEvent] = field(default_factory=list)
+    requests: list[RetrainRequest] = field(default_factory=list)
     runs: list[TrainingRunEvent] = field(default_factory=list)
     promoted: list[ModelPublished] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: per partition of ``predictions``: the offset of the promoted model's first prediction
+    first_promoted_offset: dict[int, int] = field(default_factory=dict)
+    #: predictions by another version after that offset (a hot swap that did not hold)
+    stale_after_swap: int = 0
     phase: str = "starting the stack"
 
 
@@ -88,6 +96,7 @@ class DemoSummary:
     dice_drifted_after: float | None
     seconds: float
     base_version: str | None
+    stale_after_swap: int = 0
     report: str | None = None
 
     def public(self) -> dict[str, Any]:
@@ -96,7 +105,8 @@ class DemoSummary:
             "images": self.images, "drift_detected_at": self.drift_detected_at, "retrain_runs": self.retrain_runs,
             "promoted_version": self.promoted_version, "dice_drifted_before": self.dice_drifted_before,
             "dice_drifted_after": self.dice_drifted_after, "seconds": round(self.seconds, 1),
-            "drift_onset": self.drift_onset, "base_version": self.base_version, "report": self.report,
+            "drift_onset": self.drift_onset, "base_version": self.base_version,
+            "stale_after_swap": self.stale_after_swap, "report": self.report,
         }
 
 
@@ -161,10 +171,15 @@ def _drive(
     stop = threading.Event()
     producer = EventProducer({"bootstrap.servers": bootstrap})
 
+    def pace(images: int, labels: int) -> None:
+        progress.published, progress.labels = images, labels
+        training = bool(progress.requests) and not progress.promoted and len(progress.runs) < len(progress.requests)
+        stop.wait(1.0 / (options.training_rate if training else options.rate))
+
     def publish() -> None:
         try:
-            instrument.run(producer, count=options.max_images, rate=options.rate, store=store, stop=stop,
-                           on_image=lambda report: _count(progress, report.images, report.labels), flush_every=20)
+            instrument.run(producer, count=options.max_images, rate=None, store=store, stop=stop,
+                           on_image=lambda report: pace(report.images, report.labels), flush_every=10)
         except Exception:
             log.exception("the synthetic instrument failed")
             stop.set()
@@ -176,7 +191,7 @@ def _drive(
     promoted: str | None = None
     deadline = started + options.timeout_s
     try:
-        while time.monotonic() < deadline and publisher.is_alive():
+        while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and msg.error() is None:
                 try:
@@ -185,11 +200,15 @@ def _drive(
                     continue
                 if isinstance(event, PredictionEvent):
                     base_version = base_version or event.model_version
+                    _track_swap(progress, promoted, event.model_version, msg.partition() or 0, msg.offset() or 0)
                     progress.predictions += 1
                     progress.versions[event.model_version] += 1
                     scorer.add(event)
                 elif isinstance(event, DriftEvent):
                     progress.drift_events.append(event)
+                elif isinstance(event, RetrainRequest):
+                    if event.idempotency_key not in {r.idempotency_key for r in progress.requests}:
+                        progress.requests.append(event)
                 elif isinstance(event, TrainingRunEvent):
                     if event.run_id not in {r.run_id for r in progress.runs}:
                         progress.runs.append(event)
@@ -210,7 +229,7 @@ def _drive(
         retrain_runs=len(progress.runs), promoted_version=promoted,
         dice_drifted_before=scorer.drifted_mean(base_version) if base_version else None,
         dice_drifted_after=scorer.drifted_mean(promoted) if promoted else None,
-        seconds=time.monotonic() - started, base_version=base_version,
+        seconds=time.monotonic() - started, base_version=base_version, stale_after_swap=progress.stale_after_swap,
         report=str(options.report) if options.report else None,
     )
     if options.report is not None:
@@ -218,8 +237,15 @@ def _drive(
     return summary
 
 
-def _count(progress: DemoProgress, images: int, labels: int) -> None:
-    progress.published, progress.labels = images, labels
+def _track_swap(progress: DemoProgress, promoted: str | None, version: str, partition: int, offset: int) -> None:
+    """Count predictions by an older model made after the promoted one served in the same partition."""
+    if promoted is None:
+        return
+    if version == promoted:
+        first = progress.first_promoted_offset.get(partition)
+        progress.first_promoted_offset[partition] = offset if first is None else min(first, offset)
+    elif offset > progress.first_promoted_offset.get(partition, offset):
+        progress.stale_after_swap += 1
 
 
 def _phase(progress: DemoProgress, options: DemoOptions, promoted: str | None) -> str:
@@ -227,6 +253,8 @@ def _phase(progress: DemoProgress, options: DemoOptions, promoted: str | None) -
         return f"new model {promoted} serving: scoring it on drifted images"
     if progress.runs:
         return f"retrain run {progress.runs[-1].status}; waiting for a promoted model"
+    if progress.requests:
+        return "retraining on the labelled drifted images (the instrument slows down meanwhile)"
     if progress.drift_events:
         return "drift detected: waiting for labels and the retrain run"
     if progress.published >= options.in_distribution:

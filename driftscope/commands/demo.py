@@ -34,7 +34,7 @@ def demo(
     report: Annotated[Path, typer.Option(help="where to write the HTML report")] = Path("report.html"),
     drift: Annotated[str, typer.Option(help="the drift, name:severity[,name:severity...]")] = "noise:1.0,defocus:1.0",
     in_distribution: Annotated[int, typer.Option(help="images before the drift")] = 150,
-    rate: Annotated[float, typer.Option(help="images per second the instrument publishes")] = 6.0,
+    rate: Annotated[float, typer.Option(help="images per second the instrument publishes")] = 4.0,
     label_fraction: Annotated[float, typer.Option(help="fraction of images an annotator labels")] = 0.25,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 900.0,
 ) -> None:
@@ -68,6 +68,7 @@ def _progress_table(progress: DemoProgress) -> Table:
     table.add_row("predictions (by model version)",
                   f"{progress.predictions}  " + ", ".join(f"{v}: {n}" for v, n in progress.versions.items()))
     table.add_row("drift events", ", ".join(sorted({e.signal for e in progress.drift_events})) or "none yet")
+    table.add_row("retrain requests", str(len(progress.requests)) if progress.requests else "none yet")
     table.add_row("retrain runs", ", ".join(f"{r.status} ({r.reason})" for r in progress.runs) or "none yet")
     table.add_row("promoted", ", ".join(p.version for p in progress.promoted) or "none yet")
     return table
