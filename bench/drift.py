@@ -12,9 +12,9 @@ sees (real image statistics; stand-ins for the encoder and the U-Net, see that m
   ``state_dict`` round trip the agent relies on) and shifted images are fed until the first drift
   event or ``--horizon`` images. Delay 1 means the first shifted image raised it.
 
-Costs are CPU time of this process per image (``time.process_time``), which a shared, loaded
-machine distorts far less than wall-clock time. Prints a table; ``--json`` prints one JSON line
-instead. ``--quick`` is a short version.
+Costs are CPU time of the calling thread per image (``time.thread_time``: a shared, loaded
+machine distorts it far less than wall-clock time, and idle BLAS threads do not count). Prints a
+table; ``--json`` prints one JSON line instead. ``--quick`` is a short version.
 ``--peers PYTHON`` also records every image's raw signal values (and latent) and hands the same
 streams to ``bench/drift_peers/peers.py`` run by the peer venv's interpreter (Frouros, Alibi Detect,
 River; see ``bench/drift_peers/README.md``), whose figures join the report.
@@ -150,9 +150,9 @@ def timed_replay(
 ) -> None:
     """Replay in-distribution images, timing only the monitor; count events after ``monitored_from``."""
     for item in images:
-        start = time.process_time()
+        start = time.thread_time()
         events = monitor.observe_fingerprint(item.fingerprint) + monitor.observe_prediction(item.prediction)
-        result.observe_seconds += time.process_time() - start
+        result.observe_seconds += time.thread_time() - start
         result.observed_images += 1
         if item.index >= monitored_from:
             result.monitored_images += 1
