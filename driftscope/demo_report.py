@@ -22,15 +22,22 @@ def write_demo_report(path: Path, scores: Sequence[tuple[int, str, float]], summ
         points = sorted((i, s) for i, v, s in scores if v == version)
         figure.add_trace(go.Scatter(x=[i for i, _ in points], y=[s for _, s in points], mode="markers",
                                     name=version, marker={"size": 5}))
-    marks = [("drift onset", summary.get("drift_onset"), "gray"),
-             ("drift detected", summary.get("drift_detected_at"), "red")]
-    for label, index, colour in marks:
+    promoted = summary.get("promoted_version")
+    swapped = min((i for i, v, _ in scores if v == promoted), default=None) if promoted else None
+    marks = [("drift onset", summary.get("drift_onset"), "gray", "bottom left"),
+             ("drift detected", summary.get("drift_detected_at"), "red", "top right"),
+             ("new model serving", swapped, "green", "bottom right")]
+    for label, index, colour, position in marks:
         if index is not None:
-            figure.add_vline(x=index, line_dash="dash", line_color=colour, annotation_text=label)
+            figure.add_vline(x=index, line_dash="dash", line_color=colour, annotation_text=label,
+                             annotation_position=position)
     figure.update_layout(title="Dice of every prediction against ground truth, by serving model version",
                          xaxis_title="image index in the stream", yaxis_title="Dice", yaxis_range=[0, 1],
                          template="plotly_white", height=480)
-    rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in summary.items())
+    rows = "".join(
+        f"<tr><th>{escape(str(k))}</th><td>{escape(f'{v:.3f}' if isinstance(v, float) else str(v))}</td></tr>"
+        for k, v in summary.items()
+    )
     html = (
         "<!doctype html><html><head><meta charset='utf-8'><title>driftscope demo</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
