@@ -8,6 +8,8 @@ from driftscope.commands import models as models_commands
 from driftscope.commands import publish as publish_commands
 from driftscope.commands import stack as stack_commands
 from driftscope.commands.demo import demo as demo_command
+from driftscope.commands.label import label as label_command
+from driftscope.commands.label import label_dataset as label_dataset_command
 from driftscope.commands.query import query as query_command
 from driftscope.commands.replay import replay_command
 from driftscope.commands.report import report as report_command
@@ -35,6 +37,8 @@ app.command("report")(report_command)
 app.command("worker")(worker_command)
 app.command("trainer")(trainer_command)
 app.command("demo")(demo_command)
+app.command("label")(label_command)
+app.command("label-dataset")(label_dataset_command)
 
 
 def main() -> None:
