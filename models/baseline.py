@@ -39,6 +39,7 @@ __all__ = ["BaselineData", "evaluate_artifacts", "load_data", "main", "train_bas
 log = logging.getLogger(__name__)
 
 SEEDS = {"train": 1, "val": 2, "test": 3}
+KINDS = ("segmenter", "encoder")
 COMMAND = "python -m models.baseline train"
 
 
@@ -86,30 +87,64 @@ def evaluate_artifacts(artifacts_dir: Path = ARTIFACTS_DIR, data: BaselineData |
 
 
 def train_baseline(
-    out_dir: Path = ARTIFACTS_DIR, *, seconds: float | None = None, encoder_seconds: float | None = None,
+    out_dir: Path = ARTIFACTS_DIR,
+    *,
+    kinds: Sequence[str] = KINDS,
+    seconds: float | None = None,
     threads: int = 2,
 ) -> dict[str, Any]:
-    """Train, export, quantise and write the baseline; returns the manifest it wrote.
+    """Train, export (and for the segmenter quantise) ``kinds``; write the files and the manifest.
 
     Budgets are epochs (with early stopping), so a rerun gives the same models; ``seconds`` adds a
-    wall-clock cap for slow machines at the price of that reproducibility.
+    wall-clock cap per model for slow machines at the price of that reproducibility. Retraining one
+    kind keeps the other's files and manifest entry.
     """
     import torch
 
-    from models.autoencoder import AutoencoderConfig, save_autoencoder
-    from models.onnx_export import export_autoencoder, export_segmenter
+    torch.set_num_threads(threads)
+    manifest_path = out_dir / "manifest.json"
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    data = load_data()
+    files: dict[str, bytes] = {}
+    device = "cpu"
+    for kind in kinds:
+        started = time.monotonic()
+        train = _train_segmenter if kind == "segmenter" else _train_encoder
+        kind_files, entry, device = train(data, seconds)
+        entry["seconds"] = time.monotonic() - started
+        files |= kind_files
+        manifest[kind] = entry
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, blob in files.items():
+        (out_dir / name).write_bytes(blob)
+    manifest["sha256"] = {
+        **manifest.get("sha256", {}), **{name: hashlib.sha256(blob).hexdigest() for name, blob in files.items()}
+    }
+    manifest["reproduce"] = {
+        "command": COMMAND,
+        "seeds": {"synthetic": SEEDS, "torch": 0},
+        "data": "synthetic generator (96 train / 8 val images, 256x256) + DSB 2018 train quadrants "
+        "(128 px tiles, x6 for the segmenter); validation: synthetic seed 2 + DSB val quadrant",
+        "threads": threads,
+        "device": device,
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "python": platform.python_version(),
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def _train_segmenter(data: BaselineData, seconds: float | None) -> tuple[dict[str, bytes], dict[str, Any], str]:
+    from models.onnx_export import export_segmenter
     from models.quantize import quantize_if_within
-    from models.train_autoencoder import AutoencoderTrainConfig, train_autoencoder
     from models.train_segmenter import SegmenterTrainConfig, TrainBudget, train_segmenter
     from models.unet import UNetConfig, save_unet
 
-    torch.set_num_threads(threads)
-    started = time.monotonic()
-    data = load_data()
     # The DSB training quadrants are 8 tiles against 96 synthetic images: repeat them so about a
     # third of the crops come from real nuclei.
-    seg_train = data.synthetic["train"] + data.dsb["train"] * 6
-    seg_config = SegmenterTrainConfig(
+    train = data.synthetic["train"] + data.dsb["train"] * 6
+    config = SegmenterTrainConfig(
         unet=UNetConfig(base_width=8, depth=4, max_width=128),
         tile=128,
         batch_size=8,
@@ -118,75 +153,56 @@ def train_baseline(
         seed=0,
         budget=TrainBudget(max_epochs=14, max_seconds=seconds, patience=5),
     )
-    seg = train_segmenter(seg_train, data.pairs("val"), seg_config)
-    seg_export = export_segmenter(seg.model)
-    int8 = quantize_if_within(
-        seg_export.onnx, [image for image, _ in data.pairs("train")[::4]], data.pairs("val")
-    )
-    ae_config = AutoencoderTrainConfig(
+    result = train_segmenter(train, data.pairs("val"), config)
+    export = export_segmenter(result.model)
+    int8 = quantize_if_within(export.onnx, [image for image, _ in data.pairs("train")[::4]], data.pairs("val"))
+    files = {"segmenter.onnx": export.onnx, "segmenter.pt": save_unet(result.model), "segmenter-int8.onnx": int8.onnx}
+    entry = {
+        "onnx": "segmenter.onnx",
+        "weights": "segmenter.pt",
+        "precision": "fp32",
+        "config": result.model.config.to_dict(),
+        "metrics": result.metrics,
+        "parity_max_abs_diff": export.parity_max_abs_diff,
+        "history": result.history,
+        "int8": {
+            "onnx": "segmenter-int8.onnx",
+            "val_dice_fp32": int8.dice_fp32,
+            "val_dice_int8": int8.dice_int8,
+            "dice_drop": int8.dice_drop,
+            "within_tolerance": int8.promoted,
+        },
+    }
+    return files, entry, result.device
+
+
+def _train_encoder(data: BaselineData, seconds: float | None) -> tuple[dict[str, bytes], dict[str, Any], str]:
+    from models.autoencoder import AutoencoderConfig, save_autoencoder
+    from models.onnx_export import export_autoencoder
+    from models.train_autoencoder import AutoencoderTrainConfig, train_autoencoder
+    from models.train_segmenter import TrainBudget
+
+    config = AutoencoderTrainConfig(
         autoencoder=AutoencoderConfig(latent_dim=32, input_size=64),
         seed=0,
-        budget=TrainBudget(max_epochs=25, max_seconds=encoder_seconds, patience=4),
+        budget=TrainBudget(max_epochs=25, max_seconds=seconds, patience=4),
     )
-    ae = train_autoencoder(
-        [image for image, _ in data.pairs("train")], [image for image, _ in data.pairs("val")], ae_config
+    result = train_autoencoder(
+        [image for image, _ in data.pairs("train")], [image for image, _ in data.pairs("val")], config
     )
-    ae_export = export_autoencoder(ae.model, fp16_storage=True)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "segmenter.onnx": seg_export.onnx,
-        "segmenter.pt": save_unet(seg.model),
-        "segmenter-int8.onnx": int8.onnx,
-        "encoder.onnx": ae_export.onnx,
-        "encoder.pt": save_autoencoder(ae.model, half=True),
+    export = export_autoencoder(result.model, fp16_storage=True)
+    files = {"encoder.onnx": export.onnx, "encoder.pt": save_autoencoder(result.model, half=True)}
+    entry = {
+        "onnx": "encoder.onnx",
+        "weights": "encoder.pt",
+        "precision": "fp16",
+        "config": result.model.config.to_dict(),
+        "metrics": result.metrics,
+        "parity_max_abs_diff": export.parity_max_abs_diff,
+        "fp16_storage_max_abs_diff": export.storage_max_abs_diff,
+        "history": result.history,
     }
-    for name, blob in files.items():
-        (out_dir / name).write_bytes(blob)
-    sha = {name: hashlib.sha256(blob).hexdigest() for name, blob in files.items()}
-    manifest: dict[str, Any] = {
-        "segmenter": {
-            "onnx": "segmenter.onnx",
-            "weights": "segmenter.pt",
-            "precision": "fp32",
-            "config": seg.model.config.to_dict(),
-            "metrics": seg.metrics,
-            "parity_max_abs_diff": seg_export.parity_max_abs_diff,
-            "history": seg.history,
-            "int8": {
-                "onnx": "segmenter-int8.onnx",
-                "val_dice_fp32": int8.dice_fp32,
-                "val_dice_int8": int8.dice_int8,
-                "dice_drop": int8.dice_drop,
-                "within_tolerance": int8.promoted,
-            },
-        },
-        "encoder": {
-            "onnx": "encoder.onnx",
-            "weights": "encoder.pt",
-            "precision": "fp16",
-            "config": ae.model.config.to_dict(),
-            "metrics": ae.metrics,
-            "parity_max_abs_diff": ae_export.parity_max_abs_diff,
-            "fp16_storage_max_abs_diff": ae_export.storage_max_abs_diff,
-            "history": ae.history,
-        },
-        "sha256": sha,
-        "reproduce": {
-            "command": COMMAND,
-            "seeds": {"synthetic": SEEDS, "torch": 0},
-            "data": "synthetic generator (96 train / 8 val images, 256x256) + DSB 2018 train quadrants "
-            "(128 px tiles, x6); validation: synthetic seed 2 + DSB val quadrant",
-            "threads": threads,
-            "device": seg.device,
-            "torch": torch.__version__,
-            "onnxruntime": ort.__version__,
-            "python": platform.python_version(),
-            "seconds": time.monotonic() - started,
-        },
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return manifest
+    return files, entry, result.device
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,8 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train, export and write the baseline artifacts (needs torch)")
     train.add_argument("--out", type=Path, default=ARTIFACTS_DIR)
-    train.add_argument("--seconds", type=float, default=None, help="wall-clock cap on segmenter training")
-    train.add_argument("--encoder-seconds", type=float, default=None, help="wall-clock cap on encoder training")
+    train.add_argument("--only", choices=KINDS, help="retrain one model, keep the other's files")
+    train.add_argument("--seconds", type=float, default=None, help="wall-clock cap per model")
     train.add_argument("--threads", type=int, default=2)
     evaluate = sub.add_parser("evaluate", help="print held-out figures of the shipped artifacts")
     evaluate.add_argument("--artifacts", type=Path, default=ARTIFACTS_DIR)
@@ -203,9 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        manifest = train_baseline(args.out, seconds=args.seconds, encoder_seconds=args.encoder_seconds,
-                                  threads=args.threads)
-        print(json.dumps({k: manifest[k]["metrics"] for k in ("segmenter", "encoder")}))
+        kinds = (args.only,) if args.only else KINDS
+        manifest = train_baseline(args.out, kinds=kinds, seconds=args.seconds, threads=args.threads)
+        print(json.dumps({kind: manifest[kind]["metrics"] for kind in kinds}))
         return 0
     figures = evaluate_artifacts(args.artifacts)
     if args.json:

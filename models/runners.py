@@ -11,7 +11,6 @@ or several sessions starves the other pools of the two shared cores.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,7 +88,6 @@ class _Runner:
         )
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k[len(_METADATA_PREFIX):]: v for k, v in meta.items() if k.startswith(_METADATA_PREFIX)}
-        self.config = json.loads(self.metadata.get("config", "{}"))
         self.in_channels = int(self.metadata.get("in_channels", "1"))
         self.input_name = self.session.get_inputs()[0].name
         self.batch_size = max(1, batch_size)
