@@ -76,7 +76,7 @@ def export_segmenter(unet: UNet, *, seed: int = 0) -> ExportResult:
         "in_channels": str(config.in_channels),
         "size_multiple": str(multiple),
     }
-    onnx_bytes = _export(module, example, ["image"], ["probability"], metadata, dynamic_hw=True)
+    onnx_bytes = _export(module, example, ["image"], ["probability"], metadata)
     rng = np.random.default_rng(seed)
     shapes = [(1, 4 * multiple, 4 * multiple), (3, 2 * multiple, 5 * multiple)]
     inputs = [rng.random((n, config.in_channels, h, w), dtype=np.float32) for n, h, w in shapes]
@@ -101,7 +101,7 @@ def export_autoencoder(model: FingerprintAutoencoder, *, fp16_storage: bool = Tr
         "input_size": str(side),
         "latent_dim": str(config.latent_dim),
     }
-    onnx_bytes = _export(module, example, ["image"], ["latent", "reconstruction"], metadata, dynamic_hw=True)
+    onnx_bytes = _export(module, example, ["image"], ["latent", "reconstruction"], metadata)
     rng = np.random.default_rng(seed)
     inputs = [rng.random((n, config.in_channels, side, side), dtype=np.float32) for n in (1, 4)]
     diff = check_parity(module, onnx_bytes, inputs)
@@ -168,12 +168,9 @@ def _export(
     input_names: list[str],
     output_names: list[str],
     metadata: dict[str, str],
-    *,
-    dynamic_hw: bool,
 ) -> bytes:
-    dims = {0: torch.export.Dim.DYNAMIC}
-    if dynamic_hw:
-        dims |= {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+    """Dynamo export with batch, height and width dynamic, plus the ``driftscope.*`` metadata."""
+    dims = {axis: torch.export.Dim.DYNAMIC for axis in (0, 2, 3)}
     # The exporter reports each stage at INFO through its own logger; keep training logs readable.
     logging.getLogger("torch.onnx").setLevel(logging.WARNING)
     program = torch.onnx.export(
