@@ -52,13 +52,7 @@ def session_options(intra_op_threads: int = 1, *, allow_spinning: bool = False) 
 
 
 def model_input(image: np.ndarray, channels: int) -> np.ndarray:
-    """Normalised (C, H, W) float32 from an (H, W) or (H, W, C) image; the shared preprocessing.
-
-    A single-channel model given an RGB(A) image (nuclei saved as colour PNGs, as in the DSB
-    stage-1 data) sees the mean of the colour channels; alpha is ignored.
-    """
-    if channels == 1 and image.ndim == 3 and image.shape[2] in (3, 4):
-        image = image[..., :3].astype(np.float32).mean(axis=2)
+    """Normalised (C, H, W) float32 from an (H, W) or (H, W, C) image; the shared preprocessing."""
     if image.ndim == 2 and channels == 1:
         return normalize(image)[None]
     if image.ndim == 3 and image.shape[2] == channels:

@@ -52,7 +52,10 @@ def segment(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line per image")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Segment images with the serving model: write label images, print object counts per image."""
+    """Segment images with the serving model: write label images, print object counts per image.
+
+    RGB(A) files given to a one-channel model are segmented on the mean of their colour channels.
+    """
     registry = _registry(home)
     try:
         record = registry.serving("segmenter") if version is None else registry.get(version)
@@ -65,7 +68,7 @@ def segment(
     for path in images:
         try:
             image, _ = read_image(path)
-            (probability,) = runner.predict([image])
+            (probability,) = runner.predict([_to_model_channels(image, runner.in_channels)])
         except (DatasetError, ValueError) as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             failed += 1
@@ -151,6 +154,13 @@ def _row(record: dict[str, Any], serving: bool) -> dict[str, Any]:
         "created_at": record["created_at"],
         "serving": serving,
     }
+
+
+def _to_model_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Nuclei saved as colour PNGs (as in the DSB stage-1 data) feed a one-channel model as their gray mean."""
+    if channels == 1 and image.ndim == 3 and image.shape[2] in (3, 4):
+        return np.asarray(image[..., :3].astype(np.float32).mean(axis=2))
+    return image
 
 
 def _stem(path: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import tifffile
 from typer.testing import CliRunner
@@ -17,15 +18,15 @@ runner = CliRunner()
 
 def test_segment_writes_label_images_and_prints_counts(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    paths = []
-    for i, (image, _) in enumerate(dsb_tiles(128, "test")[:2]):
-        path = tmp_path / f"tile{i}.tif"
-        tifffile.imwrite(path, image)
-        paths.append(str(path))
+    (gray, _), (colour, _) = dsb_tiles(128, "test")[:2]
+    tifffile.imwrite(tmp_path / "tile0.tif", gray)
+    rgba = np.stack([colour // 4] * 3 + [np.full_like(colour, 255)], axis=-1).astype(np.uint8)
+    iio.imwrite(tmp_path / "tile1.png", rgba)
+    paths = [str(tmp_path / "tile0.tif"), str(tmp_path / "tile1.png")]
     result = runner.invoke(app, ["segment", *paths, "--out", str(tmp_path / "out"), "--json", "--home", str(home)])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
-    assert [Path(line["image"]).name for line in lines] == ["tile0.tif", "tile1.tif"]
+    assert [Path(line["image"]).name for line in lines] == ["tile0.tif", "tile1.png"]
     for line in lines:
         labels = tifffile.imread(line["mask"])
         assert Path(line["mask"]).name.endswith("_mask.tif")
