@@ -11,7 +11,11 @@ One run does, in order:
 4. **latency**: publishes a paced stream at ``--load`` times that throughput and records, per image,
    publish → its prediction row appearing in ClickHouse (polled through the worker's loopback query
    page every 50 ms) → ``p50_ms``, ``p99_ms``;
-5. samples the worker's RSS all along and reports its peak (``VmHWM``).
+5. samples each worker's RSS all along and reports the peak (``VmHWM``).
+
+``--workers N`` (N > 1) runs N ``fingerprint,segment,drift`` workers in one consumer group plus one
+``sink,retrain`` worker (the embedded store has one owner): the way to use more cores than one
+Python process keeps busy, since the per-object post-processing (watershed) holds the GIL.
 
 Example::
 
@@ -64,6 +68,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="worker: onnxruntime threads per model")
     parser.add_argument("--concurrency", type=int, default=2, help="worker: actors per image agent")
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processing worker processes; above 1 the sink runs in a worker of its own")
     parser.add_argument(
         "--bare-threads", type=int, default=os.cpu_count() or 1, help="bare run: onnxruntime threads per model"
     )
@@ -183,7 +189,8 @@ def main() -> None:
     print(f"bare onnxruntime (encoder + segmenter): {result['bare_images_per_s']:.2f} images/s")
     print(f"end to end (publish -> prediction row): {result['images_per_s']:.2f} images/s  ratio {result['ratio']:.3f}")
     print(f"latency at {args.load:.0%} load: p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms")
-    print(f"worker peak RSS: {result['peak_rss_mib']:.0f} MiB")
+    print(f"worker peak RSS: {result['peak_rss_mib']:.0f} MiB (all processes: "
+          f"{result['peak_rss_mib_all_workers']:.0f} MiB); counters of the worker serving queries:")
     for name, agent in result["agents"].items():
         fields = (f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in agent.items())
         print(f"  {name:12s} " + ", ".join(fields))
@@ -229,11 +236,23 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             except OSError:
                 return False
 
-        worker = CommandProcess("worker", argv, home / "worker.log", env=env, ready=ready)
-        worker.start(timeout=180)
-        assert worker.pid is not None
-        sampler = RssSampler(worker.pid)
-        sampler.start()
+        if args.workers == 1:
+            workers = [CommandProcess("worker", argv, home / "worker.log", env=env, ready=ready)]
+        else:
+            # The embedded store has one owner: a sink worker in its own group, N processing workers.
+            sink = [*argv, "--agents", "sink,retrain"]
+            workers = [CommandProcess("sink", sink, home / "sink.log", env=env, ready=ready)]
+            for i in range(args.workers):
+                name = f"bench-{i}"
+                status = home / "workers" / f"{name}.json"
+                processing = [*argv[:3], name, *argv[6:], "--agents", "fingerprint,segment,drift"]
+                workers.append(CommandProcess(name, processing, home / f"{name}.log", env=env, ready=status.exists))
+        samplers = []
+        for worker in workers:
+            worker.start(timeout=180)
+            assert worker.pid is not None
+            samplers.append(RssSampler(worker.pid))
+            samplers[-1].start()
         producer = Producer(
             {"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 2, "message.max.bytes": 16 << 20}
         )
@@ -258,8 +277,9 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
                 bench, producer, frames(pool, "lat", args.latency_images), rate=args.load * throughput
             )
         finally:
-            peak = sampler.stop()
-            worker.stop(timeout=60)
+            peaks = [sampler.stop() for sampler in samplers]
+            for worker in reversed(workers):
+                worker.stop(timeout=60)
     return {
         "size": args.size,
         "images": args.images,
@@ -269,7 +289,9 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
         "latency_load_images_per_s": args.load * throughput,
-        "peak_rss_mib": peak / 2**20,
+        "peak_rss_mib": max(peaks) / 2**20,
+        "peak_rss_mib_all_workers": sum(peaks) / 2**20,
+        "workers": args.workers,
         "worker_threads": args.threads,
         "concurrency": args.concurrency,
         "batch_size": args.batch_size,

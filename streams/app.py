@@ -100,7 +100,7 @@ class StreamsApp:
         self.steps = steps
         self.counters = CounterBoard()
         self.faust = faust.App(
-            config.app_id,
+            config.group_id,
             broker=config.broker_url,
             broker_credentials=_credentials(config),
             broker_session_timeout=config.session_timeout_s,

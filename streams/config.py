@@ -111,6 +111,19 @@ class StreamsConfig(BaseModel):
         return self
 
     @property
+    def group_id(self) -> str:
+        """The consumer group (Faust app id) of this worker: one per set of agents.
+
+        A group gives each partition to exactly one member, and that member's agents are the only
+        ones to see its records. So workers split the work only with workers that run the same
+        agents; a worker with another set (say the one sink of an embedded store, next to several
+        ``fingerprint,segment,drift`` workers) needs its own group to see every partition.
+        """
+        if self.agents == frozenset(AGENT_NAMES):
+            return self.app_id
+        return f"{self.app_id}.{'+'.join(name for name in AGENT_NAMES if name in self.agents)}"
+
+    @property
     def broker_url(self) -> list[str]:
         """Faust broker URLs (``kafka://`` transport: aiokafka; ``confluent://`` hangs at recovery)."""
         return [f"kafka://{server.strip()}" for server in self.bootstrap_servers.split(",") if server.strip()]

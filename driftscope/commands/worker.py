@@ -3,10 +3,14 @@
 Example::
 
     driftscope worker                                  # every agent, against the running stack
-    driftscope worker --agents fingerprint,segment     # a second worker: no sink (embedded chDB has one owner)
     driftscope worker --web                            # loopback pages: counters, read-only store queries
 
-Start several workers with the same settings to split the partitions of each topic between them.
+Workers that run the same agents form one consumer group and split the partitions between them.
+With a ClickHouse server, start several plain ``driftscope worker``. With the embedded store (one
+process may open chDB), scale out as one sink plus several processing workers::
+
+    driftscope worker --agents sink,retrain --web      # owns chDB; its own group sees every topic
+    driftscope worker --agents fingerprint,segment,drift   # start N of these; they split the images
 """
 
 from __future__ import annotations
