@@ -104,12 +104,19 @@ class SegmenterRetrainer:
         base_version = request.base_model_version
         status: Status
         published: tuple[ModelPublished, ...]
+        candidate_version: str | None
         try:
             base = self._registry.serving("segmenter")
             base_version = base.version
             status, reason, candidate, metrics = self._train_and_gate(request, run_id, base)
-            published = (candidate.published(promoted=status == "promoted"),)
-            candidate_version: str | None = candidate.version
+            if candidate.version == base.version:
+                # fine_tune never returns a worse model: with nothing better it returns the start,
+                # whose export is byte-identical to the serving artifact. No new model to publish.
+                status, reason = "rejected", f"fine-tuning found nothing better than {base.version}; {reason}"
+                published, candidate_version = (), None
+            else:
+                published = (candidate.published(promoted=status == "promoted"),)
+                candidate_version = candidate.version
         except Exception as exc:  # every failure is a recorded run, never a silent retry loop
             log.exception("run %s failed", run_id)
             status, reason, metrics, published, candidate_version = (
@@ -161,7 +168,7 @@ class SegmenterRetrainer:
             selection=request.selection, config=model.config.to_dict(),
         )
         gain = candidate_scores["dice"] - serving_scores["dice"]
-        if gain >= policy.margin:
+        if gain >= policy.margin and candidate.version != base.version:
             self._registry.promote("segmenter", candidate.version)
             return "promoted", f"holdout dice {serving_scores['dice']:.3f} -> {candidate_scores['dice']:.3f}", \
                 candidate, metrics

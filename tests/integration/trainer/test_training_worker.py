@@ -128,9 +128,13 @@ def test_same_request_twice_runs_once_and_garbage_goes_to_dlq(broker: str, seede
     assert isinstance(run, TrainingRunEvent)
     assert run.run_id == run_id_for("drift-abc") and run.status in {"promoted", "rejected"}, run.reason
     assert run.metrics["n_holdout"] >= 1 and "serving_dice" in run.metrics and "candidate_dice" in run.metrics
-    published = [decode(v) for v in _read_all(broker, "models.published", expect=2)]
-    assert {p.version for p in published} == {run.candidate_version}
-    assert (registry.serving("segmenter").version == run.candidate_version) == (run.status == "promoted")
+    if run.candidate_version is None:  # fine-tuning found nothing better: nothing new to publish
+        assert run.status == "rejected" and "nothing better" in run.reason
+        assert registry.serving("segmenter").version == base
+    else:
+        published = [decode(v) for v in _read_all(broker, "models.published", expect=2)]
+        assert {p.version for p in published} == {run.candidate_version}
+        assert (registry.serving("segmenter").version == run.candidate_version) == (run.status == "promoted")
     letters = [decode(v) for v in _read_all(broker, "retrain.requests.dlq", expect=1)]
     assert len(letters) == 1 and isinstance(letters[0], DeadLetter)
     assert letters[0].original == b"\x00 not a frame" and "frame" in letters[0].error
