@@ -300,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         report["peers"] = run_peers(args.peers, recorder, meta)
     report["seconds"] = round(time.perf_counter() - started, 1)
+    report["summary"] = summarise(report)
+    report["driftscope_leads"] = driftscope_leads(report)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -318,7 +320,51 @@ def main(argv: list[str] | None = None) -> int:
     print(f"monitor cost: {fa.us_per_image:.0f} us/image (both events, all signals); {report['seconds']} s total")
     if "peers" in report:
         print_peers(report)
+    print(f"driftscope leads (goal rule): {report['driftscope_leads']}")
     return 0
+
+
+def _methods(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    own = {"shifts": report["shifts"], "false_alarms_per_10k": report["false_alarms_per_10k"],
+           "us_per_image": report["us_per_image"]}
+    return {"driftscope": own, **report.get("peers", {}).get("methods", {})}
+
+
+def summarise(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per method: mean detection rate, median of the per-case median delays, false alarms, cost."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, method in _methods(report).items():
+        delays = [c["median_delay"] for c in method["shifts"] if c["median_delay"] is not None]
+        out[name] = {
+            "detection_rate": round(float(np.mean([c["detection_rate"] for c in method["shifts"]])), 3),
+            "median_delay": float(np.median(delays)) if delays else None,
+            "false_alarms_per_10k": method["false_alarms_per_10k"],
+            "us_per_image": method["us_per_image"],
+        }
+    return out
+
+
+def driftscope_leads(report: dict[str, Any]) -> bool | None:
+    """The goal rule: against every peer with equal or fewer false alarms, no later on any case and
+    earlier on average (a miss counts as the horizon). None when no peer ran, so nothing is claimed."""
+    methods = _methods(report)
+    own = methods.pop("driftscope")
+    rivals = [m for m in methods.values() if m["false_alarms_per_10k"] <= own["false_alarms_per_10k"]]
+    if not methods:
+        return None
+    if not rivals:
+        return True
+
+    def delay(case: dict[str, Any]) -> float:
+        if case["median_delay"] is None or case["detection_rate"] < 1.0:
+            return float(report["horizon"])
+        return float(case["median_delay"])
+
+    own_delays = [delay(c) for c in own["shifts"]]
+    best = [min(delay(r["shifts"][i]) for r in rivals) for i in range(len(own_delays))]
+    return all(o <= b for o, b in zip(own_delays, best, strict=True)) and float(np.mean(own_delays)) < float(
+        np.mean(best)
+    )
 
 
 def run_peers(pythons: list[str], recorder: Recorder, meta: dict[str, Any]) -> dict[str, Any]:
