@@ -15,15 +15,16 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message
 
 from consumers.trainer.run_record import RunOutcome, RunRecords
+from producers.kafka import EventProducer, header_items
 from schemas.codec import decode, encode, headers_for
 from schemas.errors import SchemaError
-from schemas.events import DeadLetter, Event, RetrainRequest
+from schemas.events import DeadLetter, RetrainRequest
 from schemas.topics import dlq_name
 
-__all__ = ["PublishError", "RunExecutor", "TrainingWorker"]
+__all__ = ["RunExecutor", "TrainingWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,6 @@ class RunExecutor(Protocol):
     """Turns a request into an outcome; failures are outcomes too (status ``failed``)."""
 
     def run(self, request: RetrainRequest) -> RunOutcome: ...
-
-
-class PublishError(RuntimeError):
-    """The broker did not acknowledge an event: the request stays uncommitted and is retried."""
 
 
 class TrainingWorker:
@@ -69,7 +66,8 @@ class TrainingWorker:
             "session.timeout.ms": session_timeout_ms,
             "heartbeat.interval.ms": max(500, session_timeout_ms // 3),
         })
-        self._producer = Producer({**kafka_config, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+        # A delivery failure raises PublishError before the commit: the request is then redelivered.
+        self._producer = EventProducer(kafka_config)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -96,7 +94,6 @@ class TrainingWorker:
                 self._handle(msg)
                 handled += 1
         finally:
-            self._producer.flush(10)
             self._consumer.close()
         return handled
 
@@ -118,7 +115,10 @@ class TrainingWorker:
             log.info("request %s already ran as %s: republishing", request.idempotency_key, outcome.run.run_id)
         else:
             outcome = self._run_paused(request)
-        self._publish([outcome.run, *outcome.published])
+        self._producer.send(RUNS_TOPIC, outcome.run)
+        for published in outcome.published:
+            self._producer.send(PUBLISHED_TOPIC, published)
+        self._producer.flush()
         self._records.put(request.idempotency_key, outcome)
         self._consumer.commit(message=msg, asynchronous=False)
         log.info("run %s %s (%s)", outcome.run.run_id, outcome.run.status, outcome.run.reason)
@@ -150,28 +150,12 @@ class TrainingWorker:
             raise errors[0]
         return result[0]
 
-    def _publish(self, events: list[Event]) -> None:
-        failures: list[str] = []
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for event in events:
-            topic = RUNS_TOPIC if event is events[0] else PUBLISHED_TOPIC
-            key = getattr(event, "run_id", None) or getattr(event, "kind", "")
-            self._producer.produce(topic, encode(event), key=str(key).encode(), headers=headers_for(event),
-                                   on_delivery=delivered)
-        remaining = self._producer.flush(30)
-        if remaining or failures:
-            raise PublishError(f"{remaining} undelivered, errors: {failures}")
-
     def _dead_letter(self, msg: Message, exc: SchemaError) -> None:
         letter = DeadLetter(
             source_topic=REQUESTS_TOPIC, partition=msg.partition() or 0, offset=msg.offset() or 0, key=msg.key(),
             original=msg.value() or b"", error=str(exc), error_type=type(exc).__name__,
         )
-        self._producer.produce(dlq_name(REQUESTS_TOPIC), encode(letter), key=msg.key(), headers=headers_for(letter))
-        if self._producer.flush(30):
-            raise PublishError("dead letter not delivered")
+        self._producer.send_raw(dlq_name(REQUESTS_TOPIC), encode(letter), key=msg.key(),
+                                 headers=header_items(headers_for(letter)))
+        self._producer.flush()
         log.warning("retrain request at %s[%d]@%d to DLQ: %s", msg.topic(), msg.partition(), msg.offset(), exc)
