@@ -19,7 +19,7 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from schemas.errors import BlobError, BlobIntegrityError, BlobNotFoundError, BlobUriError
+from schemas.errors import BlobError, BlobIntegrityError, BlobNotFoundError, BlobUriError, BlobWriteError
 from schemas.events import BlobRef
 
 __all__ = ["SCHEME", "BlobStore", "sha256_hex"]
@@ -75,7 +75,7 @@ class BlobStore:
                 fh.write(data)
             self._fs.mv(tmp, path)
         except OSError as exc:
-            raise BlobError(f"cannot write {key} to {self.url}: {exc}") from exc
+            raise BlobWriteError(f"cannot write {key} to {self.url}: {exc}") from exc
 
     def read(self, key: str) -> bytes:
         path = self._path(key)

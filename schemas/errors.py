@@ -6,7 +6,14 @@ decoding failure is a :class:`SchemaError` that names the field (or framing part
 
 from __future__ import annotations
 
-__all__ = ["BlobError", "BlobIntegrityError", "BlobNotFoundError", "BlobUriError", "SchemaError"]
+__all__ = [
+    "BlobError",
+    "BlobIntegrityError",
+    "BlobNotFoundError",
+    "BlobUriError",
+    "BlobWriteError",
+    "SchemaError",
+]
 
 
 class SchemaError(ValueError):
@@ -28,6 +35,10 @@ class BlobIntegrityError(BlobError):
 
 class BlobNotFoundError(BlobError):
     """The reference points at nothing."""
+
+
+class BlobWriteError(BlobError):
+    """The store cannot take bytes right now (full, read-only, unreachable): a reason to wait, not to drop."""
 
 
 class BlobUriError(BlobError):

@@ -30,9 +30,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,9 +43,10 @@ from faust.types import EventT, StreamT
 
 from consumers.store import Store, StoreError
 from models.registry import Registry
+from schemas.errors import BlobWriteError
 from schemas.topics import TOPICS
 from streams.config import StreamsConfig
-from streams.counters import CounterBoard
+from streams.counters import AgentCounters, CounterBoard
 from streams.driftwatch import DriftWatch
 from streams.fingerprint import Fingerprinter
 from streams.logs import log_event
@@ -179,7 +181,8 @@ class StreamsApp:
             async for events in cast(Stream, stream).take_events(size, within=within):
                 messages = [_raw(event) for event in events]
                 try:
-                    outcome = await loop.run_in_executor(executor, step, messages)
+                    outcome = await _retry_blob_writes(partial(loop.run_in_executor, executor, step, messages),
+                                                       name, counters)
                 except Exception as exc:  # a bug or an outage inside the step: keep the agent alive
                     log.exception("agent %s failed on a batch of %d", name, len(messages))
                     counters.record_failure(exc, count=len(messages))
@@ -358,6 +361,24 @@ def refresh_models(registry: Registry, steps: Steps, config: StreamsConfig) -> l
         fingerprint.slot.swap(enc_runner, version)
         swapped.append(("encoder", old, version))
     return swapped
+
+
+async def _retry_blob_writes(
+    run: Callable[[], Awaitable[Outcome]], agent: str, counters: AgentCounters, max_backoff_s: float = 30.0
+) -> Outcome:
+    """Run a step, waiting out a blob store that cannot take writes (archives, masks) instead of
+    dead-lettering good images: while it waits the agent takes nothing new, so fetching pauses."""
+    delay = 0.5
+    while True:
+        try:
+            return await run()
+        except BlobWriteError as exc:
+            counters.retries += 1
+            counters.last_error = str(exc)
+            log_event(log, "blob_store_unwritable", level=logging.WARNING, agent=agent, retry_in_s=delay,
+                      error=str(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)
 
 
 def _age_ms(message: RawMessage) -> float:

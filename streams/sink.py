@@ -31,7 +31,7 @@ from consumers.store.rows import rows_for
 from schemas.blobstore import BlobStore
 from schemas.claimcheck import array_to_blob
 from schemas.codec import decode
-from schemas.errors import BlobError, SchemaError
+from schemas.errors import BlobWriteError, SchemaError
 from schemas.events import Event, LabelEvent
 from schemas.topics import DLQ_SUFFIX
 from streams.counters import AgentCounters
@@ -94,7 +94,7 @@ class ClickHouseSink:
             try:
                 ref = array_to_blob(event.mask, self.blobs, prefix="masks")
                 return event.model_copy(update={"mask": None, "mask_blob": ref})
-            except BlobError as exc:  # like a store outage: wait (consumption pauses), never drop
+            except BlobWriteError as exc:  # like a store outage: wait (consumption pauses), never drop
                 log_event(log, "sink_blob_store_unavailable", level=logging.WARNING, error=str(exc),
                           retry_in_s=delay)
                 time.sleep(delay)

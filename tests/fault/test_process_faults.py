@@ -16,7 +16,15 @@ import pytest
 
 from driftscope.kafka_admin import ensure_topics
 from driftscope.tansu import TansuBroker
-from tests.e2e.harness import StoreReader, WorkerProcess, image_events, image_records, publish, wait_for
+from tests.e2e.harness import (
+    StoreReader,
+    WorkerProcess,
+    bootstrap_models,
+    image_events,
+    image_records,
+    publish,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.clickhouse_server]
 
@@ -86,5 +94,34 @@ def test_the_broker_frozen_for_30_s_then_resumed_loses_nothing(
         assert reader.count("predictions") == (N, N)
         assert reader.count("fingerprints") == (N, N)
         assert worker.process.running
+    finally:
+        worker.stop()
+
+
+def test_an_unwritable_blob_store_pauses_the_worker_and_loses_nothing(
+    tansu: TansuBroker, server_url: str, tmp_path: Path
+) -> None:
+    blob_root = tmp_path / "blobs"
+    bootstrap_models(str(blob_root))
+    # Root ignores permission bits, so block the prefixes the worker writes (archived images, masks)
+    # with plain files where directories must go: every write fails with an OSError.
+    blockers = [blob_root / "images", blob_root / "masks"]
+    for blocker in blockers:
+        blocker.write_text("not a directory")
+    broker = tansu.bootstrap_servers
+    reader = StoreReader(server_url)
+    worker = _worker(tmp_path, broker, str(blob_root), server_url, "blocked").start()
+    try:
+        publish(broker, image_records(image_events(N, size=64, seed=23, prefix="blob")))
+        assert wait_for(lambda: "blob_store_unwritable" in worker.log_text(), 240, interval=0.5)
+        time.sleep(5)
+        assert worker.process.running
+        assert reader.count("predictions") == (0, 0)  # nothing half-stored while blobs cannot be written
+        for blocker in blockers:
+            blocker.unlink()
+        assert wait_for(lambda: _all_stored(reader), 300, interval=1.0)
+        assert reader.count("predictions") == (N, N)
+        assert reader.count("fingerprints") == (N, N)
+        assert reader.query("SELECT count() AS n FROM dlq FINAL")[0]["n"] == 0
     finally:
         worker.stop()
