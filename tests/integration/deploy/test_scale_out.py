@@ -29,7 +29,7 @@ from tests.e2e.harness import StoreReader, WorkerProcess, image_events, image_re
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.clickhouse_server]
 
-GROUP = "driftscope"  # the Faust app id: one consumer group for every worker
+GROUP = "driftscope.sink"  # the consumer group of workers that run only the sink (StreamsConfig.group_id)
 PARTITIONS = TOPICS["images.raw"].partitions
 BATCH = 60
 INSTRUMENTS = 20  # the capacity example's facility; its keys land on every partition
