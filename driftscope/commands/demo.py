@@ -38,7 +38,10 @@ def demo(
     label_fraction: Annotated[float, typer.Option(help="fraction of images an annotator labels")] = 0.25,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 900.0,
 ) -> None:
-    """Stream synthetic images that drift partway, and watch drift → retrain → promote → hot swap."""
+    """Stream synthetic images that drift partway, and watch drift → retrain → promote → hot swap.
+
+    Example: driftscope demo --json
+    """
     from driftscope.demo import DemoOptions, DemoProgress, run_demo
 
     logging.basicConfig(level=logging.WARNING)

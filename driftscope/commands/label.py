@@ -47,7 +47,10 @@ def label(
     annotator: Annotated[str, typer.Option(help="who drew the mask")] = "cli",
     home: Annotated[Path | None, typer.Option("--home", help="state directory")] = None,
 ) -> None:
-    """Publish one annotator's mask for one image."""
+    """Publish one annotator's mask for one image.
+
+    Example: driftscope label "scope-1/a.tif@1f2e3d4c5b6a7980" a_mask.tif --instrument scope-1
+    """
     from models.data.dataset import DatasetError
     from producers.kafka import PublishError
     from producers.labels import LABEL_TOPIC, label_event, read_mask
@@ -75,7 +78,10 @@ def label_dataset(
     mask_suffix: Annotated[str, typer.Option(help="mask file suffix")] = "_mask",
     home: Annotated[Path | None, typer.Option("--home", help="state directory")] = None,
 ) -> None:
-    """Publish a label for every image of a dataset folder (ids derived as `driftscope publish` does)."""
+    """Publish a label for every image of a dataset folder (ids derived as `driftscope publish` does).
+
+    Example: driftscope label-dataset annotated/ --instrument scope-1
+    """
     from models.data.dataset import DatasetError
     from producers.kafka import PublishError
     from producers.labels import publish_dataset_labels

@@ -32,7 +32,8 @@ from schemas.blobstore import BlobStore
 
 __all__ = ["app", "list_models", "segment"]
 
-app = typer.Typer(help="The model registry: list versions, promote, roll back.", no_args_is_help=True)
+app = typer.Typer(help="The model registry: list versions, promote, roll back.\n\nExample: driftscope models list",
+                  no_args_is_help=True)
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="state directory (default: $DRIFTSCOPE_HOME)")]
 
@@ -53,6 +54,8 @@ def segment(
     home: HomeOption = None,
 ) -> None:
     """Segment images with the serving model: write label images, print object counts per image.
+
+    Example: driftscope segment plate3/*.tif --out masks/
 
     RGB(A) files given to a one-channel model are segmented on the mean of their colour channels.
     """
@@ -91,7 +94,10 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document: a list of versions")] = False,
     home: HomeOption = None,
 ) -> None:
-    """List model versions with kind, sha256, metrics, lineage and whether each is serving."""
+    """List model versions with kind, sha256, metrics, lineage and whether each is serving.
+
+    Example: driftscope models list --json
+    """
     registry = _registry(home)
     serving = set(registry.serving_versions().values())
     rows = [_row(v.model_dump(mode="json"), v.version in serving) for v in registry.versions()]
@@ -105,13 +111,35 @@ def list_models(
                    f"parent={row['parent'] or '-'} {metrics}")
 
 
+@app.command("show")
+def show(
+    version: Annotated[str, typer.Argument(help="a version from `driftscope models list`")],
+    home: HomeOption = None,
+) -> None:
+    """Print everything the registry knows of one version as JSON: artifact, lineage, metrics, data selection.
+
+    Example: driftscope models show segmenter-daaa7cb02d39
+    """
+    registry = _registry(home)
+    try:
+        record = registry.get(version)
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from exc
+    serving = version in registry.serving_versions().values()
+    typer.echo(json.dumps({**record.model_dump(mode="json"), "serving": serving}, indent=2))
+
+
 @app.command("promote")
 def promote(
     kind: Annotated[str, typer.Argument(help="segmenter or encoder")],
     version: Annotated[str, typer.Argument(help="a version from `driftscope models list`")],
     home: HomeOption = None,
 ) -> None:
-    """Serve ``version`` for ``kind`` (workers pick it up and verify its sha256 before swapping)."""
+    """Serve ``version`` for ``kind`` (workers pick it up and verify its sha256 before swapping).
+
+    Example: driftscope models promote segmenter segmenter-daaa7cb02d39
+    """
     _change(lambda registry: registry.promote(_kind(kind), version), home)
 
 
@@ -120,7 +148,10 @@ def rollback(
     kind: Annotated[str, typer.Argument(help="segmenter or encoder")],
     home: HomeOption = None,
 ) -> None:
-    """Serve the previously serving version of ``kind`` again."""
+    """Serve the previously serving version of ``kind`` again.
+
+    Example: driftscope models rollback segmenter
+    """
     _change(lambda registry: registry.rollback(_kind(kind)), home)
 
 

@@ -32,7 +32,8 @@ from driftscope.tansu import TansuError
 
 __all__ = ["app"]
 
-app = typer.Typer(name="stack", help="Run the embedded local stack: broker, topics, store, blobs.",
+app = typer.Typer(name="stack", help="Run the embedded local stack: broker, topics, store, blobs.\n\n"
+                  "Example: driftscope stack up --detach",
                   no_args_is_help=True)
 
 HomeOption = Annotated[
@@ -85,7 +86,10 @@ def up(
         bool, typer.Option("--detach", help="start the stack in the background and return once it is ready")
     ] = False,
 ) -> None:
-    """Start the stack and keep it running until Ctrl-C, SIGTERM or `stack down`."""
+    """Start the stack and keep it running until Ctrl-C, SIGTERM or `stack down`.
+
+    Example: driftscope stack up --json
+    """
     settings = load_settings(home=home)
     if detach:
         try:
@@ -115,7 +119,10 @@ def down(
     home: HomeOption = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait before killing the stack")] = 30.0,
 ) -> None:
-    """Stop the stack running with this home (idempotent: no stack is not an error)."""
+    """Stop the stack running with this home (idempotent: no stack is not an error).
+
+    Example: driftscope stack down --home ~/.driftscope
+    """
     where = _home(home)
     try:
         info = stop_running_stack(where, timeout=timeout)
@@ -133,7 +140,10 @@ def status(
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the state file as one JSON line")] = False,
 ) -> None:
-    """Show the running stack; exit code 1 when none runs with this home."""
+    """Show the running stack; exit code 1 when none runs with this home.
+
+    Example: driftscope stack status --json
+    """
     where = _home(home)
     info = find_running_stack(where)
     if info is None:

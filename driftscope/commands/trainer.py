@@ -31,7 +31,10 @@ def trainer(
     ready_file: Annotated[Path | None, typer.Option(help="touched once the trainer is consuming")] = None,
     max_requests: Annotated[int | None, typer.Option(help="exit after this many requests")] = None,
 ) -> None:
-    """Consume retrain.requests; fine-tune, evaluate serving vs candidate, promote only a better model."""
+    """Consume retrain.requests; fine-tune, evaluate serving vs candidate, promote only a better model.
+
+    Example: driftscope trainer --margin 0.02 --max-seconds 600
+    """
     # torch is imported here, not at CLI start: serving commands must work without it.
     from consumers.trainer.executor import RetrainPolicy, SegmenterRetrainer
     from consumers.trainer.run_record import RunRecords

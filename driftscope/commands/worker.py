@@ -49,7 +49,10 @@ def worker(
     web_port: Annotated[int | None, typer.Option(help="loopback port of the web pages (default: a free one)")] = None,
     name: Annotated[str | None, typer.Option(help="worker name in logs and status (default: host-pid)")] = None,
 ) -> None:
-    """Run the fingerprint, segment, drift, retrain and sink agents (or some of them)."""
+    """Run the fingerprint, segment, drift, retrain and sink agents (or some of them).
+
+    Example: driftscope worker --agents fingerprint,segment,drift --no-web
+    """
     selected = _agents(agents)
     if no_sink:
         selected -= {"sink", "retrain"}

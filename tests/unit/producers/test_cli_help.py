@@ -7,21 +7,23 @@ from typer.testing import CliRunner
 
 from driftscope.cli import app
 
-COMMANDS = ["publish", "watch", "simulate", "replay", "query", "status", "report"]
+COMMANDS = ["publish", "watch", "simulate", "replay", "query", "status", "report", "segment", "worker", "trainer",
+            "demo", "label", "label-dataset", "stack", "stack up", "stack down", "stack status", "models",
+            "models list", "models show", "models promote", "models rollback"]
 
 
 def test_top_level_help_lists_the_commands() -> None:
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for command in COMMANDS:
-        assert command in result.output
+        assert command.split()[0] in result.output
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_command_help_has_a_description_and_an_example(command: str) -> None:
-    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert f"Example: driftscope {command}" in result.output
+    assert f"Example: driftscope {command.split()[0]}" in result.output
 
 
 def test_bad_time_is_a_usage_error() -> None:
