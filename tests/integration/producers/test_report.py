@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import imageio
 import numpy as np
+import pytest
 
 from consumers.store import Store
 from consumers.store.rows import rows_by_table
@@ -56,3 +61,45 @@ def test_report_is_self_contained_and_holds_the_window(store: Store) -> None:
 
     only_other = build_report(store, since=NOW - timedelta(days=1), instrument="scope-none")
     assert "no images in this window" in only_other
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("Debian's chromium is not installed (make setup installs it)")
+
+
+def _headless(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's Chromium, headless, with nothing that reaches beyond this machine."""
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000"]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_report_renders_in_headless_chromium_with_its_plots_and_no_console_errors(
+    chdb_store: Store, tmp_path: Path
+) -> None:
+    binary = _chromium()
+    for table, rows in rows_by_table(_events()).items():
+        chdb_store.insert(table, rows)
+    page = tmp_path / "report.html"
+    page.write_text(build_report(chdb_store, since=NOW - timedelta(days=1)))
+
+    dom = _headless(binary, tmp_path / "profile-dom", "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console_errors = [line for line in dom.stderr.splitlines()
+                      if "CONSOLE" in line and ("ERROR" in line.upper() or "Uncaught" in line)]
+    assert console_errors == []
+    figures = page.read_text().count('class="plotly-graph-div"')
+    assert figures >= 3
+    assert dom.stdout.count('class="main-svg"') >= figures  # plotly drew every figure
+
+    shot = tmp_path / "report.png"
+    taken = _headless(binary, tmp_path / "profile-shot", "--window-size=1280,2400", f"--screenshot={shot}",
+                      page.as_uri())
+    assert taken.returncode == 0 and shot.exists(), taken.stderr[-2000:]
+    pixels = imageio.v3.imread(shot)
+    assert pixels.shape[0] >= 2000 and pixels.std() > 10  # a drawn page, not a blank one
