@@ -141,6 +141,64 @@ def _segmentation(reader: StoreReader, params: dict[str, Any], instrument: str |
     return figures.render(figure)
 
 
+def _latent_map(reader: StoreReader, params: dict[str, Any], instrument: str | None, figures: _Figures) -> str:
+    """The seed's figure: every image in the encoder's latent space (2-D by PCA), and each
+    instrument's mean latent, the fingerprint of what it produces."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    rows = reader.query(
+        "SELECT instrument_id, encoder_version, latent FROM fingerprints FINAL "
+        f"WHERE {_where('acquired_at', instrument)} ORDER BY acquired_at DESC LIMIT {_MAX_POINTS}",
+        params,
+    )
+    rows = [r for r in rows if r["latent"]]
+    if not rows:
+        return '<p class="empty">no fingerprints in this window</p>'
+    encoder = str(rows[0]["encoder_version"])
+    rows = [r for r in rows if r["encoder_version"] == encoder and len(r["latent"]) == len(rows[0]["latent"])]
+    latents = np.asarray([r["latent"] for r in rows], dtype=np.float64)
+    centred = latents - latents.mean(axis=0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2][:2] if len(rows) > 1 else np.eye(2, latents.shape[1])
+    points = centred @ axes.T
+    if points.shape[1] == 1:
+        points = np.column_stack([points[:, 0], np.zeros(len(points))])
+    figure = go.Figure()
+    for name, indices in _by([{"i": i, **r} for i, r in enumerate(rows)], "instrument_id").items():
+        at = np.asarray([r["i"] for r in indices])
+        figure.add_trace(go.Scattergl(x=points[at, 0], y=points[at, 1], mode="markers", name=name,
+                                      marker={"size": 4, "opacity": 0.5}, legendgroup=name))
+        centre = points[at].mean(axis=0)
+        figure.add_trace(go.Scatter(x=[centre[0]], y=[centre[1]], mode="markers+text", text=[f"mean {name}"],
+                                    textposition="top center", marker={"size": 14, "symbol": "x"},
+                                    legendgroup=name, showlegend=False))
+    figure.update_layout(title=f"fingerprint latent map ({encoder}, PCA of the latents; x: instrument mean)",
+                         xaxis_title="PC 1", yaxis_title="PC 2")
+    return figures.render(figure)
+
+
+def _holdout_dice(runs: list[Row], figures: _Figures) -> str:
+    """Serving vs candidate Dice on each run's holdout, by the version each run produced."""
+    import plotly.graph_objects as go
+
+    points = []
+    for run in sorted(runs, key=lambda r: r["finished_at"]):
+        metrics = dict(zip(run["metric_names"], run["metric_values"], strict=False))
+        if "serving_dice" in metrics and "candidate_dice" in metrics:
+            points.append((run["finished_at"], run["base_model_version"], metrics["serving_dice"],
+                           run["candidate_version"] or "(none)", metrics["candidate_dice"], run["status"]))
+    if not points:
+        return '<p class="empty">no evaluated training runs in this window</p>'
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[2] for p in points], mode="markers+lines",
+                                name="serving model", text=[p[1] for p in points]))
+    figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[4] for p in points], mode="markers+lines",
+                                name="candidate", text=[f"{p[3]} ({p[5]})" for p in points]))
+    figure.update_layout(title="Dice on each run's holdout: serving vs candidate model version",
+                         yaxis_title="Dice", yaxis_range=[0, 1])
+    return figures.render(figure)
+
+
 def _by(rows: list[Row], key: str) -> dict[str, list[Row]]:
     grouped: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
@@ -173,6 +231,8 @@ def build_report(reader: StoreReader, *, since: datetime, instrument: str | None
         ("Image statistics and drift", _statistics(reader, params, instrument, drift, figures)),
         ("Drift events", _table(drift)),
         ("Segmentation", _segmentation(reader, params, instrument, figures)),
+        ("Fingerprint latent map", _latent_map(reader, params, instrument, figures)),
+        ("Model quality by version", _holdout_dice(runs, figures)),
         ("Training runs", _table(runs)),
         ("Dead letters", _table(dead)),
     ]

@@ -15,7 +15,16 @@ import pytest
 from consumers.store import Store
 from consumers.store.rows import rows_by_table
 from driftscope.commands.report import build_report
-from schemas.events import BlobRef, DriftEvent, Event, FingerprintEvent, ImageEvent, ImageStats, PredictionEvent
+from schemas.events import (
+    BlobRef,
+    DriftEvent,
+    Event,
+    FingerprintEvent,
+    ImageEvent,
+    ImageStats,
+    PredictionEvent,
+    TrainingRunEvent,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 REF = BlobRef(uri="ds-blob://masks/ab/" + "ab" * 32, sha256="ab" * 32, size=10)
@@ -32,7 +41,7 @@ def _events() -> list[Event]:
             ImageEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, shape=(2, 2), dtype="uint8",
                        pixels=np.zeros((2, 2), dtype=np.uint8)),
             FingerprintEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, encoder_version="e1",
-                             latent=[0.0, 1.0], reconstruction_error=0.1, stats=stats),
+                             latent=[float(i), 1.0 - i, 0.5 * i], reconstruction_error=0.1, stats=stats),
             PredictionEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, model_version="seg-7",
                             mask=REF, object_count=10 + i, foreground_fraction=0.2, mean_confidence=0.9,
                             entropy=0.1, latency_ms=12.0),
@@ -40,6 +49,9 @@ def _events() -> list[Event]:
     events.append(DriftEvent(detector="adwin", signal="focus", instrument_id="scope-r", model_version="seg-7",
                              statistic=4.2, threshold=1.0, window=32, first_seen_at=NOW - timedelta(hours=2),
                              detected_at=NOW - timedelta(hours=2), severity="high"))
+    events.append(TrainingRunEvent(run_id="run-1", request_key="k", status="promoted", started_at=NOW,
+                                   finished_at=NOW, duration_s=60, device="cpu", base_model_version="seg-7",
+                                   candidate_version="seg-8", metrics={"serving_dice": 0.5, "candidate_dice": 0.87}))
     old = NOW - timedelta(days=30)
     events.append(DriftEvent(detector="kswin", signal="p50", instrument_id="scope-old", model_version="seg-1",
                              statistic=1.0, threshold=0.5, window=8, first_seen_at=old, detected_at=old))
@@ -54,7 +66,8 @@ def test_report_is_self_contained_and_holds_the_window(store: Store) -> None:
     assert document.startswith("<!DOCTYPE html>")
     assert not re.search(r"<script[^>]+src=", document), "every script must be inline"
     assert document.count("plotly.js v") == 1  # the library once, not per figure
-    for section in ("Images", "Image statistics and drift", "Drift events", "Segmentation", "Training runs"):
+    for section in ("Images", "Image statistics and drift", "Drift events", "Segmentation", "Fingerprint latent map",
+                    "Model quality by version", "Training runs"):
         assert f"<h2>{section}</h2>" in document
     assert "seg-7" in document and "adwin" in document
     assert "scope-old" not in document  # outside the window
@@ -94,7 +107,7 @@ def test_report_renders_in_headless_chromium_with_its_plots_and_no_console_error
                       if "CONSOLE" in line and ("ERROR" in line.upper() or "Uncaught" in line)]
     assert console_errors == []
     figures = page.read_text().count('class="plotly-graph-div"')
-    assert figures >= 3
+    assert figures >= 5
     assert dom.stdout.count('class="main-svg"') >= figures  # plotly drew every figure
 
     shot = tmp_path / "report.png"
