@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import numpy as np
@@ -112,7 +112,9 @@ def account(outcome: Outcome, messages: list[RawMessage]) -> None:
 
 
 @pytest.fixture(scope="module")
-def steps(served_blob_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Callable[..., Outcome]]:
+def steps(
+    served_blob_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Callable[..., Outcome]]]:
     blobs = BlobStore(served_blob_url)
     registry = Registry(blobs)
     fingerprinter = Fingerprinter(ModelSlot(*load_encoder(registry)), blobs)
@@ -129,8 +131,10 @@ def steps(served_blob_url: str, tmp_path_factory: pytest.TempPathFactory) -> dic
         batch.outcome.extend(written)
         return batch.outcome
 
-    return {"fingerprint": fingerprinter.process, "segment": segmenter.process, "sink": sink_step,
-            "retrain": trigger.process, "drift": drift.process}
+    # chDB allows one open data directory per process: release it for the tests that follow.
+    with store:
+        yield {"fingerprint": fingerprinter.process, "segment": segmenter.process, "sink": sink_step,
+               "retrain": trigger.process, "drift": drift.process}
 
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
