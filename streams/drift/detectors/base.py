@@ -37,8 +37,11 @@ class Detector(abc.ABC):
         if not getattr(cls, "__abstractmethods__", None):
             DETECTOR_KINDS[cls.kind] = cls
 
-    def __init__(self) -> None:
+    def __init__(self, threshold: float) -> None:
         self._drift_detected = False
+        self._threshold = float(threshold)
+        #: Updates since the statistic last left its resting value; subclasses advance it in ``_step``.
+        self._run = 0
 
     @property
     def drift_detected(self) -> bool:
@@ -63,14 +66,14 @@ class Detector(abc.ABC):
         """The current test statistic; an alarm is ``statistic > threshold``."""
 
     @property
-    @abc.abstractmethod
     def threshold(self) -> float:
         """The alarm threshold on :attr:`statistic`."""
+        return self._threshold
 
     @property
-    @abc.abstractmethod
     def run_length(self) -> int:
         """Updates since the current excursion began (0 when the statistic is at rest)."""
+        return self._run
 
     @property
     @abc.abstractmethod

@@ -32,9 +32,8 @@ class CUSUM(Detector):
     def __init__(self, allowance: float = 1.0, threshold: float = 9.0) -> None:
         if allowance < 0 or threshold <= 0:
             raise ValueError(f"allowance must be >= 0 and threshold > 0, got {allowance}, {threshold}")
-        super().__init__()
+        super().__init__(threshold)
         self.allowance = float(allowance)
-        self._threshold = float(threshold)
         self._reset()
 
     def _reset(self) -> None:
@@ -49,14 +48,6 @@ class CUSUM(Detector):
     @property
     def statistic(self) -> float:
         return self._sum
-
-    @property
-    def threshold(self) -> float:
-        return self._threshold
-
-    @property
-    def run_length(self) -> int:
-        return self._run
 
     @property
     def magnitude(self) -> float:

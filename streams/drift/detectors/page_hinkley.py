@@ -32,9 +32,8 @@ class PageHinkley(Detector):
             raise ValueError(
                 f"need delta >= 0, threshold > 0, min_instances >= 1; got {delta}, {threshold}, {min_instances}"
             )
-        super().__init__()
+        super().__init__(threshold)
         self.delta = float(delta)
-        self._threshold = float(threshold)
         self.min_instances = int(min_instances)
         self._reset()
 
@@ -59,14 +58,6 @@ class PageHinkley(Detector):
     @property
     def statistic(self) -> float:
         return self._cumulative - self._minimum
-
-    @property
-    def threshold(self) -> float:
-        return self._threshold
-
-    @property
-    def run_length(self) -> int:
-        return self._run
 
     @property
     def magnitude(self) -> float:
