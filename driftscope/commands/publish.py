@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # commands that use them: together they take seconds, and `driftscope --help` should not wait.
 IMAGE_TOPIC = "images.raw"
 LABEL_TOPIC = "labels"
-_DRIFT_NAMES = "illumination, defocus, noise, contrast, density, morphology, scale"
+_DRIFT_NAMES = "illumination, defocus, noise, contrast, density, morphology, scale, dataset"
 
 __all__ = ["publish", "simulate", "watch"]
 

@@ -4,10 +4,10 @@ Each drift has two faces:
 
 - ``apply_drift(spec, drift)`` changes the generator's ``SyntheticSpec`` at the stage where the real
   cause acts (defocus blurs before the camera adds noise; a brighter lamp adds shot noise too). The
-  synthetic instrument uses this route. All seven drifts have it.
+  synthetic instrument uses this route. Every drift has it.
 - ``transform(image, mask, drift, rng)`` edits an existing (image, mask) pair, so the acquisition
-  drifts can be put on real images (the DSB tiles). Density and morphology change *what* is on the
-  slide and cannot be painted onto a finished image; they only exist on the spec.
+  drifts can be put on real images (the DSB tiles). Density, morphology and a dataset switch change
+  *what* is on the slide and cannot be painted onto a finished image; they only exist on the spec.
 
 Severity 0 is always the identity; 1 is a drift an operator would call severe.
 
@@ -165,6 +165,11 @@ def _scale_spec(spec: SyntheticSpec, s: float) -> SyntheticSpec:
     )
 
 
+def _dataset_spec(spec: SyntheticSpec, s: float) -> SyntheticSpec:
+    """Another, real dataset: a share ``s`` of images are DSB 2018 fields instead of synthetic ones."""
+    return replace(spec, real_fraction=spec.real_fraction + (1.0 - spec.real_fraction) * s)
+
+
 # --- image effects ------------------------------------------------------------------------------
 
 
@@ -254,6 +259,7 @@ DRIFTS: dict[str, DriftKind] = {
         DriftKind("density", "more cells per field, more touching nuclei", "object_count", _density_spec),
         DriftKind("morphology", "elongated, irregular nuclei", "eccentricity", _morphology_spec),
         DriftKind("scale", "magnification change", "area", _scale_spec, _scale_image),
+        DriftKind("dataset", "switch to another, real dataset (DSB 2018 fields)", "focus", _dataset_spec),
     )
 }
 

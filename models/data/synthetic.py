@@ -12,6 +12,8 @@ each drift transform (``models.data.drift``) can change the stage where the real
 
 Every image also draws a small acquisition jitter (gain, offset, focus, background) so a stream of
 in-distribution images has a realistic spread: drift detectors must tolerate it, not fire on it.
+With ``real_fraction`` > 0 that share of images are fields of the real DSB 2018 image recorded by the
+same camera instead (the dataset-switch drift).
 
 Shot noise uses the Gaussian approximation ``N(lambda, lambda)`` of ``Poisson(lambda)``: it is five
 times faster than ``Generator.poisson`` at 256x256 and indistinguishable at the photon counts the
@@ -32,6 +34,8 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage
+
+from models.data.dsb import dsb_background, dsb_field
 
 __all__ = ["SyntheticSpec", "generate", "generate_batch"]
 
@@ -99,6 +103,9 @@ class SyntheticSpec:
     offset_jitter: float = 3.0
     focus_jitter: float = 0.15
     background_jitter: float = 0.08
+    #: Share of images that are fields of the real DSB 2018 image instead of synthetic ones, recorded
+    #: by this camera (``models.data.dsb.dsb_field``): the dataset-switch drift. 0 draws no random number.
+    real_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         height, width = self.size
@@ -117,6 +124,8 @@ class SyntheticSpec:
         non_negative = ("blur_sigma", "read_noise", "background", "irregularity", "texture", "out_of_focus")
         if min(getattr(self, name) for name in non_negative) < 0:
             raise ValueError(f"{', '.join(non_negative)} must be >= 0")
+        if not 0.0 <= self.real_fraction <= 1.0:
+            raise ValueError(f"real_fraction must be in [0, 1], got {self.real_fraction}")
         max_bits = 8 if self.dtype == "uint8" else 16
         if not 1 <= self.bit_depth <= max_bits:
             raise ValueError(f"bit_depth {self.bit_depth} does not fit dtype {self.dtype}")
@@ -132,6 +141,8 @@ def generate(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.ndarray,
 
     Labels are consecutive from 1; an object that touches the border is kept (cut), as in real tiles.
     """
+    if spec.real_fraction > 0 and rng.random() < spec.real_fraction:
+        return _real_field(spec, rng)
     height, width = spec.size
     gain = spec.gain * float(np.exp(rng.normal(0.0, spec.gain_jitter)))
     offset = spec.offset + float(rng.normal(0.0, spec.offset_jitter))
@@ -146,9 +157,30 @@ def generate(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.ndarray,
         photons = ndimage.gaussian_filter(photons, blur, truncate=3.0)
     noise_sd = np.sqrt(np.maximum(photons, 0.0) + np.float32(spec.read_noise**2))
     electrons = photons + noise_sd * rng.standard_normal((height, width), dtype=np.float32)
+    return _digitise(spec, electrons, gain, offset), labels
+
+
+def _digitise(spec: SyntheticSpec, electrons: np.ndarray, gain: float, offset: float) -> np.ndarray:
+    """The camera's analogue-to-digital step: gain, offset, rounding, clipping at the bit depth."""
     adu = np.rint(electrons * np.float32(gain) + np.float32(offset))
-    image = np.clip(adu, 0, spec.white_level).astype(spec.dtype)
-    return image, labels
+    return np.clip(adu, 0, spec.white_level).astype(spec.dtype)
+
+
+def _real_field(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A field of the real DSB 2018 image recorded by this spec's camera (the dataset switch).
+
+    The real image keeps its own optics and photon noise; its background is scaled onto
+    ``spec.background`` (with the same per-image jitter), so exposure is comparable and what changes
+    is the specimen and its look. The camera then adds read noise, gain and offset, jittered as for a
+    synthetic image, so a noise or gain drift composes with the switch.
+    """
+    values, labels = dsb_field(spec.size, rng)
+    gain = spec.gain * float(np.exp(rng.normal(0.0, spec.gain_jitter)))
+    offset = spec.offset + float(rng.normal(0.0, spec.offset_jitter))
+    background = spec.background * float(np.exp(rng.normal(0.0, spec.background_jitter)))
+    photons = values * np.float32(background / dsb_background())
+    electrons = photons + np.float32(spec.read_noise) * rng.standard_normal(values.shape, dtype=np.float32)
+    return _digitise(spec, electrons, gain, offset), labels
 
 
 def generate_batch(spec: SyntheticSpec, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

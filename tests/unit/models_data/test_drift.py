@@ -48,6 +48,8 @@ EXPECTED: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], int]] = {
     "density": (_object_count, +1),
     "morphology": (_median_measurement("eccentricity"), +1),
     "scale": (_median_measurement("area"), +1),
+    # Real DSB fields are smoother at the 4x4-binned scale the focus measure uses.
+    "dataset": (_stat("focus"), -1),
 }
 
 
@@ -57,7 +59,9 @@ def _values(spec: SyntheticSpec, statistic: Callable[[np.ndarray, np.ndarray], f
 
 
 def test_registry_names() -> None:
-    assert set(DRIFTS) == {"illumination", "defocus", "noise", "contrast", "density", "morphology", "scale"}
+    assert set(DRIFTS) == {
+        "illumination", "defocus", "noise", "contrast", "density", "morphology", "scale", "dataset"
+    }  # fmt: skip
     assert set(EXPECTED) == set(DRIFTS)
 
 
@@ -110,7 +114,26 @@ def test_image_transform_moves_its_statistic_on_real_tiles(name: str) -> None:
         assert direction * (statistic(drifted, drifted_mask) - statistic(image, mask)) > 0
 
 
-@pytest.mark.parametrize("name", ["density", "morphology"])
+def test_dataset_switch_draws_real_fields_with_their_own_masks() -> None:
+    """At severity 1 every image is a DSB field: its mask still marks the brighter nuclei, 1..n."""
+    spec = apply_drift(BASE, DriftSpec("dataset", 1.0))
+    assert spec.real_fraction == 1.0 and apply_drift(BASE, DriftSpec("dataset", 0.5)).real_fraction == 0.5
+    images, masks = generate_batch(spec, N_IMAGES, seed=3)
+    assert images.dtype == np.uint16 and images.shape == (N_IMAGES, *BASE.size)
+    for image, mask in zip(images, masks, strict=True):
+        labels = np.unique(mask)
+        assert np.array_equal(labels, np.arange(labels[-1] + 1)) and labels[-1] > 0
+        assert image[mask > 0].mean() > 1.5 * image[mask == 0].mean()
+
+
+def test_dataset_switch_keeps_the_synthetic_stream_when_off() -> None:
+    """Severity 0 draws no random number, so in-distribution streams are unchanged by the new drift."""
+    plain = generate_batch(BASE, 2, seed=9)
+    off = generate_batch(apply_drift(BASE, DriftSpec("dataset", 0.0)), 2, seed=9)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, off, strict=True))
+
+
+@pytest.mark.parametrize("name", ["density", "morphology", "dataset"])
 def test_specimen_drifts_cannot_be_painted_on_an_image(name: str) -> None:
     image, mask = dsb_tiles(128, "val")[0]
     with pytest.raises(ValueError, match="apply_drift"):
