@@ -11,7 +11,10 @@ One run does, in order:
 4. **latency**: publishes a paced stream at ``--load`` times that throughput and records, per image,
    publish → its prediction row appearing in ClickHouse (polled through the worker's loopback query
    page every 50 ms) → ``p50_ms``, ``p99_ms``;
-5. samples each worker's RSS all along and reports the peak (``VmHWM``).
+5. samples each worker's RSS all along and reports the peak (``VmHWM``);
+6. counts CPU time (user + system, all threads) per image in the bare run and in the worker
+   processes during the throughput phase: on a machine whose cores are all busy the throughput ratio
+   is about the inverse ratio of these, which says where the time goes when the ratio is low.
 
 ``--workers N`` (N > 1) runs N ``fingerprint,segment,drift`` workers in one consumer group plus one
 ``sink,retrain`` worker (the embedded store has one owner): the way to use more cores than one
@@ -79,19 +82,27 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def bare_throughput(registry: Registry, pool: np.ndarray, n: int, threads: int, batch_size: int) -> float:
-    """Images/s of encoder + segmenter alone, on batches like the worker's."""
+def bare_throughput(
+    registry: Registry, pool: np.ndarray, n: int, threads: int, batch_size: int
+) -> tuple[float, float]:
+    """Images/s of encoder + segmenter alone, on batches like the worker's, and CPU ms per image."""
     encoder = EncoderRunner(registry.load_verified("encoder"), intra_op_threads=threads, batch_size=batch_size)
     segmenter = SegmenterRunner(registry.load_verified("segmenter"), intra_op_threads=threads, batch_size=batch_size)
     batches = [list(pool[(i % len(pool)) : (i % len(pool)) + batch_size]) for i in range(0, n, batch_size)]
     encoder.encode(batches[0])  # warm-up: first runs allocate and optimise
     segmenter.predict(batches[0])
-    done, started = 0, time.perf_counter()
+    done, started, cpu = 0, time.perf_counter(), _cpu_seconds(os.getpid())
     for batch in batches:
         encoder.encode(batch)
         segmenter.predict(batch)
         done += len(batch)
-    return done / (time.perf_counter() - started)
+    return done / (time.perf_counter() - started), (_cpu_seconds(os.getpid()) - cpu) * 1000 / done
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 class RssSampler(threading.Thread):
@@ -188,6 +199,9 @@ def main() -> None:
     )
     print(f"bare onnxruntime (encoder + segmenter): {result['bare_images_per_s']:.2f} images/s")
     print(f"end to end (publish -> prediction row): {result['images_per_s']:.2f} images/s  ratio {result['ratio']:.3f}")
+    print(f"CPU per image: bare {result['bare_cpu_ms_per_image']:.1f} ms, worker processes "
+          f"{result['worker_cpu_ms_per_image']:.1f} ms (on a CPU-bound machine the throughput ratio follows "
+          f"their ratio)")
     print(f"latency at {args.load:.0%} load: p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms")
     print(f"worker peak RSS: {result['peak_rss_mib']:.0f} MiB (all processes: "
           f"{result['peak_rss_mib_all_workers']:.0f} MiB); counters of the worker serving queries:")
@@ -201,7 +215,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     registry = Registry(BlobStore(blob_url))
     registry.bootstrap_from_baseline(args.artifacts)
     pool, _ = generate_batch(SyntheticSpec(size=(args.size, args.size)), _POOL, 0)
-    bare = bare_throughput(registry, pool, max(64, args.images // 2), args.bare_threads, args.batch_size)
+    bare, bare_cpu_ms = bare_throughput(registry, pool, max(64, args.images // 2), args.bare_threads, args.batch_size)
 
     bench = Bench(args, home)
     with TansuBroker(home / "tansu") as broker:
@@ -264,6 +278,8 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             bench.wait_count("warm", 16, timeout=300)
 
             records = frames(pool, "tp", args.images)
+            pids = [worker.pid for worker in workers if worker.pid is not None]
+            cpu = sum(_cpu_seconds(pid) for pid in pids)
             started = time.perf_counter()
             for _, key, value in records:
                 producer.produce("images.raw", key=key, value=value)
@@ -271,6 +287,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             producer.flush(60)
             finished = bench.wait_count("tp", args.images, timeout=600)
             throughput = args.images / (finished - started)
+            worker_cpu_ms = (sum(_cpu_seconds(pid) for pid in pids) - cpu) * 1000 / args.images
             agents = bench.counters()
 
             latencies = paced_latencies(
@@ -286,6 +303,8 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "images_per_s": throughput,
         "bare_images_per_s": bare,
         "ratio": throughput / bare,
+        "bare_cpu_ms_per_image": bare_cpu_ms,
+        "worker_cpu_ms_per_image": worker_cpu_ms,
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
         "latency_load_images_per_s": args.load * throughput,
