@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from producers.files import Plane, acquired_at, file_sha256, read_planes
+from pydantic import ValidationError
+
+from producers.files import ImageFileError, Plane, acquired_at, file_sha256, read_planes
 from producers.kafka import EventProducer
 from schemas.blobstore import BlobStore
 from schemas.claimcheck import DEFAULT_THRESHOLD_BYTES, image_event
@@ -50,25 +52,35 @@ def image_events(
     well: str | None = None,
     digest: str | None = None,
 ) -> list[ImageEvent]:
-    """The ImageEvents for every image in ``path``; raises :class:`producers.files.ImageFileError`."""
+    """The ImageEvents for every image in ``path``; raises :class:`producers.files.ImageFileError`.
+
+    An image the contract refuses (smaller than 16 px a side, too large) is refused here with the
+    contract's reason, so a watcher records the file as refused instead of stopping.
+    """
     digest = digest or file_sha256(path)
     when = acquired_at(path)
     events = []
     for plane in read_planes(path):
-        events.append(image_event(
-            plane.pixels,
-            store=store,
-            threshold_bytes=threshold_bytes,
-            channels=plane.channels,
-            image_id=_image_id(instrument_id, path, digest, plane),
-            instrument_id=instrument_id,
-            acquired_at=when,
-            pixel_size_um=plane.pixel_size_um,
-            experiment=experiment,
-            plate=plate,
-            well=well,
-            source=str(path.resolve()),
-        ))  # fmt: skip
+        try:
+            event = image_event(
+                plane.pixels,
+                store=store,
+                threshold_bytes=threshold_bytes,
+                channels=plane.channels,
+                image_id=_image_id(instrument_id, path, digest, plane),
+                instrument_id=instrument_id,
+                acquired_at=when,
+                pixel_size_um=plane.pixel_size_um,
+                experiment=experiment,
+                plate=plate,
+                well=well,
+                source=str(path.resolve()),
+            )  # fmt: skip
+        except ValidationError as exc:
+            reason = "; ".join(error["msg"] for error in exc.errors())
+            where = "" if plane.index is None else f" plane {plane.index}"
+            raise ImageFileError(f"{path}{where}: not a valid image: {reason}") from exc
+        events.append(event)
     return events
 
 

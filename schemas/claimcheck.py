@@ -8,6 +8,7 @@ default 900 KiB encoded) go to the store and Kafka carries only the reference.
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,9 @@ __all__ = [
 ]
 
 DEFAULT_THRESHOLD_BYTES = 900 * 1024
-_MAX_NPY_BYTES = MAX_PIXELS * 16 + 4096
+# An .npy header is a few hundred bytes; this is room to spare.
+_NPY_HEADER_BYTES = 4096
+_MAX_NPY_BYTES = MAX_PIXELS * 16 + _NPY_HEADER_BYTES
 
 
 def array_to_blob(array: np.ndarray, store: BlobStore, *, prefix: str) -> BlobRef:
@@ -36,15 +39,20 @@ def array_to_blob(array: np.ndarray, store: BlobStore, *, prefix: str) -> BlobRe
     return store.put_bytes(zstandard.ZstdCompressor(level=3).compress(buf.getvalue()), prefix=prefix)
 
 
-def array_from_blob(ref: BlobRef, store: BlobStore) -> np.ndarray:
-    """Read and verify a blob array; corrupt or hostile content raises :class:`SchemaError`."""
+def array_from_blob(ref: BlobRef, store: BlobStore, *, max_array_bytes: int | None = None) -> np.ndarray:
+    """Read and verify a blob array; corrupt or hostile content raises :class:`SchemaError`.
+
+    ``max_array_bytes`` bounds the decompression (a caller that knows the shape to expect passes its
+    size, so a bomb behind a reference costs no more than the image it claims to be).
+    """
+    limit = _MAX_NPY_BYTES if max_array_bytes is None else max_array_bytes + _NPY_HEADER_BYTES
     data = store.get_bytes(ref)
     try:
-        raw = zstandard.ZstdDecompressor().stream_reader(data).read(_MAX_NPY_BYTES + 1)
+        raw = zstandard.ZstdDecompressor().stream_reader(data).read(limit + 1)
     except zstandard.ZstdError as exc:
         raise SchemaError("blob", f"{ref.uri}: corrupt zstd data: {exc}") from exc
-    if len(raw) > _MAX_NPY_BYTES:
-        raise SchemaError("blob", f"{ref.uri}: decompresses beyond {_MAX_NPY_BYTES} bytes")
+    if len(raw) > limit:
+        raise SchemaError("blob", f"{ref.uri}: decompresses beyond {limit} bytes")
     try:
         array: np.ndarray = np.load(io.BytesIO(raw), allow_pickle=False)
     except ValueError as exc:
@@ -79,7 +87,8 @@ def image_pixels(event: ImageEvent, store: BlobStore | None) -> np.ndarray:
     assert event.blob is not None  # the model guarantees exactly one of the two
     if store is None:
         raise SchemaError("blob", "image is claim-checked but no blob store is configured")
-    array = array_from_blob(event.blob, store)
+    declared_bytes = math.prod(event.shape) * np.dtype(event.dtype).itemsize
+    array = array_from_blob(event.blob, store, max_array_bytes=declared_bytes)
     if tuple(array.shape) != tuple(event.shape) or array.dtype.name != event.dtype:
         raise SchemaError("blob", f"blob holds {array.shape} {array.dtype}, event declares {event.shape} {event.dtype}")
     return array

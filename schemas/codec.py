@@ -38,6 +38,8 @@ _PREFIX = struct.Struct(">4sI")
 _MAX_METADATA = 4 * 1024 * 1024
 # The largest array a frame may decompress to: a MAX_PIXELS image of 4-byte samples, 4 channels.
 _MAX_ARRAY_BYTES = MAX_PIXELS * 4 * 4
+# The largest bytes field (a dead letter's original message): above any message size a topic allows.
+_MAX_BYTES_FIELD = 64 * 1024 * 1024
 _ARRAY_DTYPES = frozenset({"uint8", "uint16", "int32", "float32"})
 _ZSTD_LEVEL = 3
 
@@ -105,7 +107,7 @@ def decode(value: bytes | None, *, expected: type[Event] | Sequence[type[Event]]
     for name, desc in binary.items():
         if name not in cls.binary_fields:
             raise SchemaError(name, f"{cls.__name__} has no binary field {name!r}")
-        meta[name] = _read_binary(name, desc, payload)
+        meta[name] = _read_binary(cls, name, desc, payload)
     try:
         return cls.model_validate(meta)
     except ValidationError as exc:
@@ -147,7 +149,7 @@ def _event_class(meta: dict[str, Any], expected: type[Event] | Sequence[type[Eve
     return cls
 
 
-def _read_binary(name: str, desc: Any, payload: memoryview) -> np.ndarray | bytes:
+def _read_binary(cls: type[Event], name: str, desc: Any, payload: memoryview) -> np.ndarray | bytes:
     if not isinstance(desc, Mapping):
         raise SchemaError(name, "binary descriptor must be an object")
     try:
@@ -156,8 +158,13 @@ def _read_binary(name: str, desc: Any, payload: memoryview) -> np.ndarray | byte
         raise SchemaError(name, f"binary descriptor incomplete: {exc}") from exc
     if offset < 0 or length < 0 or offset + length > len(payload):
         raise SchemaError(name, f"truncated: needs bytes {offset}..{offset + length}, payload has {len(payload)}")
+    expected_size = _expected_size(name, desc) if kind == "array" else _MAX_BYTES_FIELD
+    if kind == "array":
+        try:  # the event's own limits, on the declared shape: nothing decompressed yet
+            cls.check_array_shape(name, desc["shape"])
+        except ValueError as exc:
+            raise SchemaError(name, str(exc)) from exc
     chunk = bytes(payload[offset : offset + length])
-    expected_size = _expected_size(name, desc) if kind == "array" else _MAX_ARRAY_BYTES
     data = _decompress(name, codec, chunk, expected_size)
     if kind == "bytes":
         return data

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal
 
@@ -18,6 +19,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_CHANNELS",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "MIN_SIDE",
     "SCHEMA_VERSION",
     "BlobRef",
     "DataSelection",
@@ -34,6 +39,8 @@ __all__ = [
     "RetrainRequest",
     "TrainingItem",
     "TrainingRunEvent",
+    "check_image_shape",
+    "check_mask_shape",
     "utcnow",
 ]
 
@@ -42,10 +49,56 @@ SCHEMA_VERSION: Literal[1] = 1
 PixelDType = Literal["uint8", "uint16", "float32"]
 MaskDType = Literal["uint8", "uint16", "int32"]
 
-# Refuse images whose header claims more pixels than any instrument we serve produces: a
-# 16k x 16k claim would otherwise make a worker allocate gigabytes before noticing.
+# The image contract's limits. They are checked on the declared shape, which the codec reads before
+# it decompresses a single byte (see ``check_image_shape``), so a hostile header costs nothing.
+#
+#: The smallest side of an image. The U-Net halves an image four times (a bottleneck cell is 16 px),
+#: the focus statistic bins 4x4 before its 3x3 Laplacian (12 px at least), and a nucleus is 10-30 px
+#: across at the magnifications served: a smaller image holds no object to segment and no statistic
+#: to trust, so it is a broken acquisition, not data.
+MIN_SIDE = 16
+#: The largest side: above any camera frame (sCMOS sensors are at most ~6k px wide); larger mosaics
+#: are tiled before they are streamed. It also refuses absurd strips such as 100,000 x 1.
+MAX_SIDE = 16 * 1024
+#: The most pixels per image (8k x 8k): a 16k x 16k claim would make a worker allocate gigabytes.
 MAX_PIXELS = 64 * 1024 * 1024
+#: The most channels per image (multi-channel fluorescence). Whether the *serving model* takes that
+#: many is the image agents' check: they dead-letter an image their model cannot read.
 MAX_CHANNELS = 16
+
+
+def check_image_shape(shape: Sequence[int]) -> None:
+    """Raise ValueError (saying which limit) unless ``shape`` is an (H, W) or (H, W, C) image we serve.
+
+    >>> check_image_shape((512, 512)); check_image_shape((64, 64, 3))
+    >>> check_image_shape((1, 1))
+    Traceback (most recent call last):
+    ...
+    ValueError: shape (1, 1): side 1 px is outside 16..16384 px
+    """
+    shape = tuple(shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"shape {shape} must be (H, W) or (H, W, C)")
+    if any(d <= 0 for d in shape):
+        raise ValueError(f"shape {shape} has an empty dimension")
+    for side in shape[:2]:
+        if not MIN_SIDE <= side <= MAX_SIDE:
+            raise ValueError(f"shape {shape}: side {side} px is outside {MIN_SIDE}..{MAX_SIDE} px")
+    if math.prod(shape[:2]) > MAX_PIXELS:
+        raise ValueError(f"shape {shape} exceeds {MAX_PIXELS} pixels")
+    if len(shape) == 3 and shape[2] > MAX_CHANNELS:
+        raise ValueError(f"shape {shape}: {shape[2]} channels exceed {MAX_CHANNELS}")
+
+
+def check_mask_shape(shape: Sequence[int]) -> None:
+    """Raise ValueError unless ``shape`` is a 2-D mask no larger than the largest image."""
+    shape = tuple(shape)
+    if len(shape) != 2:
+        raise ValueError(f"mask must be 2-D, got shape {shape}")
+    if any(d <= 0 for d in shape):
+        raise ValueError(f"mask shape {shape} has an empty dimension")
+    if max(shape) > MAX_SIDE or math.prod(shape) > MAX_PIXELS:
+        raise ValueError(f"mask shape {shape} exceeds {MAX_SIDE} px a side or {MAX_PIXELS} pixels")
 
 
 def utcnow() -> datetime:
@@ -83,6 +136,14 @@ class Event(BaseModel):
     )
     #: fields that hold arrays/bytes framed outside the JSON metadata by the codec
     binary_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def check_array_shape(cls, field: str, shape: Sequence[int]) -> None:
+        """Raise ValueError if binary ``field`` may not have ``shape``.
+
+        The codec asks before it decompresses the array, so a header that claims a huge array is
+        refused without allocating it. Events with arrays override this with their limits.
+        """
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
@@ -128,17 +189,14 @@ class ImageEvent(Event):
     blob: BlobRef | None = None
     source: str | None = None
 
+    @classmethod
+    def check_array_shape(cls, field: str, shape: Sequence[int]) -> None:
+        check_image_shape(shape)
+
     @model_validator(mode="after")
     def _consistent(self) -> ImageEvent:
-        if len(self.shape) not in (2, 3):
-            raise ValueError(f"shape {self.shape} must be (H, W) or (H, W, C)")
-        if any(d <= 0 for d in self.shape):
-            raise ValueError(f"shape {self.shape} has an empty dimension")
-        if math.prod(self.shape[:2]) > MAX_PIXELS:
-            raise ValueError(f"shape {self.shape} exceeds {MAX_PIXELS} pixels")
+        check_image_shape(self.shape)
         n_channels = self.shape[2] if len(self.shape) == 3 else 1
-        if n_channels > MAX_CHANNELS:
-            raise ValueError(f"{n_channels} channels exceed {MAX_CHANNELS}")
         if len(self.channels) != n_channels:
             raise ValueError(f"channels {self.channels} do not match shape {self.shape}")
         if (self.pixels is None) == (self.blob is None):
@@ -166,13 +224,17 @@ class LabelEvent(Event):
     mask: np.ndarray | None = None
     mask_blob: BlobRef | None = None
 
+    @classmethod
+    def check_array_shape(cls, field: str, shape: Sequence[int]) -> None:
+        check_mask_shape(shape)
+
     @model_validator(mode="after")
     def _one_mask(self) -> LabelEvent:
         if (self.mask is None) == (self.mask_blob is None):
             raise ValueError("exactly one of mask (inline) or mask_blob (claim check) must be set")
         _check_array("mask", self.mask, ("uint8", "uint16", "int32"))
-        if self.mask is not None and self.mask.ndim != 2:
-            raise ValueError(f"mask must be 2-D, got shape {self.mask.shape}")
+        if self.mask is not None:
+            check_mask_shape(self.mask.shape)
         return self
 
 

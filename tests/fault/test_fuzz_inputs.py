@@ -7,21 +7,16 @@ left out, since the agents add nothing between a consumed record and the step.
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-import zstandard
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from consumers.store import open_store
 from models.registry import Registry
 from schemas.blobstore import BlobStore
-from schemas.codec import MAGIC, decode, encode
+from schemas.codec import decode, encode
 from schemas.events import DeadLetter, DriftEvent, ImageEvent, LabelEvent
 from streams.config import RetrainPolicy
 from streams.driftwatch import DriftWatch
@@ -31,76 +26,10 @@ from streams.retrain import RetrainTrigger
 from streams.segment import Segmenter
 from streams.serving import ModelSlot, load_encoder, load_segmenter
 from streams.sink import ClickHouseSink
+from tests.fault.inputs import NOW, HostileImage, hostile_images, malformed
 from tests.integration.streams.conftest import record
 
 EXAMPLES = 1000
-NOW = datetime(2026, 12, 1, tzinfo=UTC)
-_PREFIX = struct.Struct(">4sI")
-
-
-def _template() -> dict[str, object]:
-    frame = encode(ImageEvent(image_id="img", instrument_id="scope", acquired_at=NOW, shape=(32, 32),
-                              dtype="uint16", pixels=np.ones((32, 32), np.uint16)))
-    _, length = _PREFIX.unpack_from(frame)
-    return json.loads(frame[_PREFIX.size:_PREFIX.size + length])
-
-
-TEMPLATE = _template()
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=10,
-)
-
-
-@st.composite
-def mutated_frames(draw: st.DrawFn) -> bytes:
-    """A frame whose metadata has fields removed, replaced or added, and a payload of random bytes."""
-    meta = dict(TEMPLATE)
-    for _ in range(draw(st.integers(1, 4))):
-        key = draw(st.sampled_from([*meta, "extra"]))
-        if draw(st.booleans()) and key in meta:
-            del meta[key]
-        else:
-            meta[key] = draw(json_values)
-    if draw(st.booleans()):  # hostile array descriptors: huge, empty, odd dtypes, offsets past the end
-        meta["_binary"] = {"pixels": {
-            "kind": "array", "codec": draw(st.sampled_from(["zstd", "raw", "lz77"])),
-            "dtype": draw(st.sampled_from(["uint16", "float32", "int64", "object"])),
-            "shape": draw(st.lists(st.integers(-1, 20000), min_size=0, max_size=4)),
-            "offset": draw(st.integers(-5, 100)), "length": draw(st.integers(-5, 5000)),
-        }}
-    header = json.dumps(meta).encode()
-    return _PREFIX.pack(MAGIC, len(header)) + header + draw(st.binary(max_size=256))
-
-
-def hostile_images() -> list[bytes]:
-    """Images that decode but no pipeline should choke on: NaN floats, odd shapes, bombs."""
-    out = []
-    for shape, dtype in [((1, 1), "uint16"), ((1, 2048), "uint16"), ((32, 32, 3), "uint16"), ((64, 64), "float32")]:
-        pixels = np.zeros(shape, dtype)
-        channels = ["c0", "c1", "c2"] if len(shape) == 3 else ["gray"]
-        out.append(encode(ImageEvent(image_id=f"h-{shape}", instrument_id="scope", acquired_at=NOW, shape=shape,
-                                     dtype=dtype, channels=channels, pixels=pixels)))
-    nan = dict(TEMPLATE, dtype="float32")
-    raw = np.full((32, 32), np.nan, np.float32).tobytes()
-    nan["_binary"] = {"pixels": {"kind": "array", "codec": "raw", "dtype": "float32", "shape": [32, 32],
-                                 "offset": 0, "length": len(raw)}}
-    header = json.dumps(nan).encode()
-    out.append(_PREFIX.pack(MAGIC, len(header)) + header + raw)
-    bomb = zstandard.ZstdCompressor().compress(bytes(64 * 1024 * 1024))
-    bombed = dict(TEMPLATE)
-    bombed["_binary"] = {"pixels": {"kind": "array", "codec": "zstd", "dtype": "uint16", "shape": [32, 32],
-                                    "offset": 0, "length": len(bomb)}}
-    header = json.dumps(bombed).encode()
-    out.append(_PREFIX.pack(MAGIC, len(header)) + header + bomb)
-    return out
-
-
-malformed = st.one_of(st.binary(max_size=512), mutated_frames(),
-                      st.builds(lambda f, cut: f[:cut], st.just(encode(ImageEvent(
-                          image_id="t", instrument_id="scope", acquired_at=NOW, shape=(16, 16), dtype="uint16",
-                          pixels=np.arange(256, dtype=np.uint16).reshape(16, 16)))), st.integers(0, 300)))
 
 
 def account(outcome: Outcome, messages: list[RawMessage]) -> None:
@@ -162,11 +91,42 @@ def test_malformed_messages_are_dead_lettered_and_nothing_crashes(
     run()
 
 
-@pytest.mark.parametrize("value", hostile_images(), ids=["1x1", "1x2048", "3-channel", "float32", "nan", "bomb"])
-def test_hostile_images_never_crash_a_step(steps: dict[str, Callable[..., Outcome]], value: bytes) -> None:
-    messages = [record("images.raw", value)]
+def _dead_letter(outcome: Outcome) -> DeadLetter:
+    (output,) = outcome.outputs
+    assert output.topic == "images.raw.dlq"
+    letter = decode(output.value, expected=DeadLetter)
+    assert isinstance(letter, DeadLetter)
+    return letter
+
+
+@pytest.mark.parametrize("hostile", hostile_images(), ids=lambda h: h.name)
+def test_hostile_images_are_dead_lettered_with_their_reason(
+    steps: dict[str, Callable[..., Outcome]], hostile: HostileImage
+) -> None:
+    messages = [record("images.raw", hostile.value)]
+    consumers = ("fingerprint", "segment", "sink") if hostile.contract else ("fingerprint", "segment")
+    for name in consumers:
+        outcome = steps[name](messages)
+        account(outcome, messages)
+        assert (outcome.processed, outcome.dead_lettered) == (0, 1), name
+        assert hostile.reason in _dead_letter(outcome).error, name
+    if not hostile.contract:  # a valid image all the same: the sink records that it arrived
+        outcome = steps["sink"](messages)
+        assert (outcome.processed, outcome.dead_lettered) == (1, 0)
+
+
+@pytest.mark.parametrize("shape,dtype", [((16, 16), "uint16"), ((16, 2048), "uint16"), ((64, 64), "float32"),
+                                         ((48, 40, 1), "uint8")], ids=str)
+def test_images_at_the_contract_limits_are_processed(
+    steps: dict[str, Callable[..., Outcome]], shape: tuple[int, ...], dtype: str
+) -> None:
+    pixels = np.random.default_rng(0).integers(0, 200, shape).astype(dtype)
+    channels = ["gray"] if len(shape) == 2 else ["c0"]
+    messages = [record("images.raw", ImageEvent(image_id=f"edge-{shape}", instrument_id="scope", acquired_at=NOW,
+                                                shape=shape, dtype=dtype, channels=channels, pixels=pixels))]
     for name in ("fingerprint", "segment", "sink"):
-        account(steps[name](messages), messages)
+        outcome = steps[name](messages)
+        assert (outcome.processed, outcome.dead_lettered) == (1, 0), (name, outcome.outputs)
 
 
 def test_a_label_or_drift_event_sent_to_the_wrong_topic_is_dead_lettered(

@@ -69,7 +69,7 @@ def test_publish_then_replay_dry_run(tansu_broker: str, tmp_path: Path) -> None:
 
 def test_publish_without_a_broker_exits_3(tmp_path: Path) -> None:
     folder = tmp_path / "in"
-    write_image(folder / "a.tif", np.zeros((8, 8), dtype=np.uint8))
+    write_image(folder / "a.tif", np.zeros((16, 16), dtype=np.uint8))
     result = CliRunner().invoke(app, ["publish", str(folder), "-i", "x"], env=_env(tmp_path))
     assert result.exit_code == 3
     assert "stack up" in result.output
@@ -157,7 +157,7 @@ def test_watch_once_publishes_new_files_and_remembers_them(tansu_broker: str, tm
     topic = f"cli-watch-{uuid.uuid4().hex[:8]}"
     create_topics(tansu_broker, [Topic(topic, 1, "instrument_id", "watch test")])
     inbox = tmp_path / "inbox"
-    write_image(inbox / "one.tif", np.ones((8, 8), dtype=np.uint8))
+    write_image(inbox / "one.tif", np.ones((16, 16), dtype=np.uint8))
     env = _env(tmp_path, DRIFTSCOPE_KAFKA__BOOTSTRAP_SERVERS=tansu_broker)
     command = ["watch", str(inbox), "-i", "scope-w", "--topic", topic, "--once", "--settle", "0.5", "--json"]
 
@@ -165,7 +165,7 @@ def test_watch_once_publishes_new_files_and_remembers_them(tansu_broker: str, tm
     assert first.exit_code == 0, first.output
     assert [json.loads(line)["published"] for line in first.stdout.splitlines()] == [str(inbox / "one.tif")]
 
-    write_image(inbox / "two.png", np.ones((8, 8), dtype=np.uint8))
+    write_image(inbox / "two.png", np.ones((16, 16), dtype=np.uint8))
     second = CliRunner().invoke(app, command, env=env)
     assert second.exit_code == 0, second.output
     assert [json.loads(line)["published"] for line in second.stdout.splitlines()] == [str(inbox / "two.png")]

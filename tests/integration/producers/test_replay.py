@@ -66,7 +66,7 @@ def source(tansu_broker: str) -> SourceTopic:
         acquired = T0 + timedelta(seconds=i)
         event = ImageEvent(
             image_id=f"img-{i:03d}", instrument_id=instrument, acquired_at=acquired,
-            shape=(4, 4), dtype="uint8", pixels=np.full((4, 4), i, dtype=np.uint8),
+            shape=(16, 16), dtype="uint8", pixels=np.full((16, 16), i, dtype=np.uint8),
         )  # fmt: skip
         producer.produce(name, encode(event), instrument.encode(), headers=headers_for(event), timestamp=_ms(acquired))
     assert producer.flush(30) == 0

@@ -38,8 +38,8 @@ def _events() -> list[Event]:
         stats = ImageStats(p01=1, p50=100 + i, p99=900, mean=120, std=30, focus=5 - i * 0.5, noise=2,
                            saturation_fraction=0)
         events += [
-            ImageEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, shape=(2, 2), dtype="uint8",
-                       pixels=np.zeros((2, 2), dtype=np.uint8)),
+            ImageEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, shape=(16, 16), dtype="uint8",
+                       pixels=np.zeros((16, 16), dtype=np.uint8)),
             FingerprintEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, encoder_version="e1",
                              latent=[float(i), 1.0 - i, 0.5 * i], reconstruction_error=0.1, stats=stats),
             PredictionEvent(image_id=image_id, instrument_id="scope-r", acquired_at=at, model_version="seg-7",

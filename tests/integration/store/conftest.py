@@ -45,10 +45,10 @@ def build_sample_events() -> list[Event]:
                               labelled_image_ids=["img-1"], neighbour_image_ids=["img-2", "img-3"])
     return [
         ImageEvent(image_id="img-1", instrument_id="scope-a", acquired_at=T0, experiment="exp's \\ 1",
-                   plate="P1", well=None, pixel_size_um=0.65, shape=(4, 4), dtype="uint8",
-                   channels=["dapi"], pixels=np.zeros((4, 4), dtype=np.uint8), source="file:///x.tif"),
+                   plate="P1", well=None, pixel_size_um=0.65, shape=(16, 16), dtype="uint8",
+                   channels=["dapi"], pixels=np.zeros((16, 16), dtype=np.uint8), source="file:///x.tif"),
         ImageEvent(image_id="img-2", instrument_id="scope-b", acquired_at=T0 + timedelta(seconds=5),
-                   shape=(4, 4, 2), dtype="uint16", channels=["dapi", "gfp"], blob=_ref("images/img-2")),
+                   shape=(16, 16, 2), dtype="uint16", channels=["dapi", "gfp"], blob=_ref("images/img-2")),
         FingerprintEvent(image_id="img-1", instrument_id="scope-a", acquired_at=T0, encoder_version="enc-1",
                          latent=[0.5, -1.25, 2.0], reconstruction_error=0.125, stats=stats,
                          created_at=T0 + timedelta(seconds=1)),

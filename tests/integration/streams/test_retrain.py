@@ -36,7 +36,7 @@ def write(store: Store, events: list[tuple[str, Event]]) -> None:
 def image(image_id: str, instrument: str, latent: list[float], *, labelled: bool) -> list[tuple[str, Event]]:
     now = utcnow()
     out: list[tuple[str, Event]] = [
-        ("images.raw", ImageEvent(image_id=image_id, instrument_id=instrument, acquired_at=now, shape=(4, 4),
+        ("images.raw", ImageEvent(image_id=image_id, instrument_id=instrument, acquired_at=now, shape=(16, 16),
                                   dtype="uint16", blob=_REF)),
         ("images.fingerprints", FingerprintEvent(image_id=image_id, instrument_id=instrument, acquired_at=now,
                                                  encoder_version="enc-1", latent=latent, reconstruction_error=0.1,

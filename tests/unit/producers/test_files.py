@@ -108,3 +108,9 @@ def test_large_images_are_claim_checked_and_verified_on_read(tmp_path: Path) -> 
     blob_file.write_bytes(blob_file.read_bytes()[:-1] + b"\0")
     with pytest.raises(BlobIntegrityError):
         image_pixels(checked, store)
+
+
+def test_an_image_the_contract_refuses_is_a_refused_file_with_the_reason(tmp_path: Path) -> None:
+    path = write_image(tmp_path / "speck.tif", _noise((8, 64)))
+    with pytest.raises(ImageFileError, match=r"speck\.tif: not a valid image: .*outside 16\.\.16384 px"):
+        image_events(path, instrument_id="scope", store=None)

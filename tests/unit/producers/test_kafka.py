@@ -21,7 +21,7 @@ def _dead_port() -> int:
 
 def _event() -> ImageEvent:
     return ImageEvent(image_id="i1", instrument_id="scope-9", acquired_at=datetime(2026, 1, 1, tzinfo=UTC),
-                      shape=(2, 2), dtype="uint8", pixels=np.zeros((2, 2), dtype=np.uint8))
+                      shape=(16, 16), dtype="uint8", pixels=np.zeros((16, 16), dtype=np.uint8))
 
 
 def test_undelivered_messages_raise_with_the_reason() -> None:

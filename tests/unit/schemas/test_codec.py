@@ -40,7 +40,7 @@ STATS = ImageStats(p01=1, p50=2, p99=3, mean=2, std=1, focus=10, noise=0.5, satu
 finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
 ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
 image_arrays = st.sampled_from([np.uint8, np.uint16, np.float32]).flatmap(
-    lambda dt: arrays(dt, st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    lambda dt: arrays(dt, st.tuples(st.integers(16, 40), st.integers(16, 40)),
                       elements=finite if dt is np.float32 else None)
 )
 
@@ -48,8 +48,9 @@ image_arrays = st.sampled_from([np.uint8, np.uint16, np.float32]).flatmap(
 def sample_events() -> list[Event]:
     sel = DataSelection(instrument_id="scope-1", labelled_image_ids=["a"], neighbour_image_ids=["b"])
     return [
-        ImageEvent(image_id="img-1", instrument_id="scope-1", acquired_at=NOW, shape=(3, 4, 2),
-                   dtype="uint16", channels=["dapi", "gfp"], pixels=np.arange(24, dtype=np.uint16).reshape(3, 4, 2)),
+        ImageEvent(image_id="img-1", instrument_id="scope-1", acquired_at=NOW, shape=(16, 20, 2),
+                   dtype="uint16", channels=["dapi", "gfp"],
+                   pixels=np.arange(640, dtype=np.uint16).reshape(16, 20, 2)),
         ImageEvent(image_id="img-2", instrument_id="scope-1", acquired_at=NOW, shape=(2048, 2048),
                    dtype="uint16", blob=REF, pixel_size_um=0.65, plate="P1", well="B03"),
         LabelEvent(image_id="img-1", instrument_id="scope-1", annotator="ann", mask=np.eye(4, dtype=np.int32)),
@@ -124,8 +125,8 @@ def _payload() -> bytes:
         (_frame({"type": "ImageEvent", "schema_version": 99}), "schema_version", "unsupported"),
         (_frame({"type": "Nope", "schema_version": 1}), "type", "unknown event type"),
         (_frame(_image_meta(), _payload()[:-5]), "pixels", "truncated"),
-        (_frame(_image_meta(_binary={"pixels": {"kind": "array", "dtype": "float64", "shape": [3, 4, 2],
-                                                "codec": "raw", "offset": 0, "length": 192}}), bytes(192)),
+        (_frame(_image_meta(_binary={"pixels": {"kind": "array", "dtype": "float64", "shape": [16, 20, 2],
+                                                "codec": "raw", "offset": 0, "length": 5120}}), bytes(5120)),
          "pixels", "dtype"),
         (_frame(_image_meta(shape=[0, 4]), _payload()), "ImageEvent", "empty dimension"),
         (_frame(_image_meta(pixel_size_um="NaN"), _payload()), "pixel_size_um", "finite"),
@@ -146,8 +147,9 @@ def test_malformed_frames_raise_schema_error(value: bytes, field: str, reason: s
 
 def test_decompression_bomb_is_bounded() -> None:
     bomb = zstandard.ZstdCompressor().compress(bytes(50 * 1024 * 1024))
-    meta = _image_meta(shape=[3, 4, 2], _binary={"pixels": {"kind": "array", "dtype": "uint16", "shape": [3, 4, 2],
-                                                           "codec": "zstd", "offset": 0, "length": len(bomb)}})
+    meta = _image_meta(shape=[16, 20, 2], _binary={"pixels": {"kind": "array", "dtype": "uint16",
+                                                             "shape": [16, 20, 2], "codec": "zstd", "offset": 0,
+                                                             "length": len(bomb)}})
     with pytest.raises(SchemaError, match="more than the declared"):
         decode(_frame(meta, bomb))
 
@@ -159,7 +161,7 @@ def test_expected_type_is_enforced() -> None:
 
 def test_image_needs_exactly_one_pixel_source() -> None:
     with pytest.raises(ValueError, match="exactly one"):
-        ImageEvent(image_id="x", instrument_id="i", acquired_at=NOW, shape=(2, 2), dtype="uint8")
+        ImageEvent(image_id="x", instrument_id="i", acquired_at=NOW, shape=(16, 16), dtype="uint8")
 
 
 def test_event_ids_are_unique() -> None:

@@ -49,14 +49,14 @@ def test_a_prediction_writes_one_object_row_per_object() -> None:
 
 
 def test_inline_and_claim_checked_images_are_told_apart() -> None:
-    inline = ImageEvent(image_id="a", instrument_id="s", acquired_at=T, shape=(2, 2), dtype="uint8",
-                        pixels=np.zeros((2, 2), np.uint8))
-    checked = ImageEvent(image_id="b", instrument_id="s", acquired_at=T, shape=(2, 2), dtype="uint8", blob=REF)
+    inline = ImageEvent(image_id="a", instrument_id="s", acquired_at=T, shape=(16, 16), dtype="uint8",
+                        pixels=np.zeros((16, 16), np.uint8))
+    checked = ImageEvent(image_id="b", instrument_id="s", acquired_at=T, shape=(16, 16), dtype="uint8", blob=REF)
     (a,) = rows_for(inline)["images"]
     (b,) = rows_for(checked)["images"]
     assert (a["pixels_inline"], a["blob_uri"], a["blob_size"]) == (1, None, None)
     assert (b["pixels_inline"], b["blob_uri"], b["blob_size"]) == (0, REF.uri, REF.size)
-    assert a["shape"] == [2, 2]
+    assert a["shape"] == [16, 16]
 
 
 def test_label_mask_reference() -> None:
