@@ -138,6 +138,16 @@ class WorkerProcess:
     def log_text(self) -> str:
         return self.process.log_path.read_text(errors="replace")
 
+    def peak_rss(self) -> int:
+        """The worker's peak resident memory so far, in bytes: the kernel's ``VmHWM`` catches every
+        spike, however short, where sampling the current RSS would miss one between samples."""
+        pid = self.process.pid
+        assert pid is not None, "the worker was never started"
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no VmHWM in /proc/{pid}/status")
+
 
 class StoreReader:
     """Read-only queries: through a worker's loopback page (embedded chDB) or straight to a server."""

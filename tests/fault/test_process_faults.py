@@ -9,12 +9,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from driftscope.kafka_admin import ensure_topics
 from driftscope.tansu import TansuBroker
 from tests.e2e.harness import (
     StoreReader,
@@ -29,13 +27,6 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.clickhouse_server]
 
 N = 30
-
-
-@pytest.fixture
-def tansu(tmp_path: Path) -> Iterator[TansuBroker]:
-    with TansuBroker(tmp_path / "tansu") as broker:
-        ensure_topics({"bootstrap.servers": broker.bootstrap_servers})
-        yield broker
 
 
 def _worker(home: Path, broker: str, blob_url: str, store_url: str, name: str) -> WorkerProcess:
