@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DLQ_SUFFIX", "TOPICS", "Topic", "dlq_name", "topic"]
+from schemas.events import (
+    DeadLetter,
+    DriftEvent,
+    Event,
+    FingerprintEvent,
+    ImageEvent,
+    LabelEvent,
+    ModelPublished,
+    PredictionEvent,
+    RetrainRequest,
+    TrainingRunEvent,
+)
+
+__all__ = ["DLQ_SUFFIX", "TOPICS", "Topic", "dlq_name", "event_type", "topic"]
 
 DLQ_SUFFIX = ".dlq"
 
@@ -65,3 +78,29 @@ def topic(name: str) -> Topic:
         return TOPICS[name]
     except KeyError:
         raise KeyError(f"unknown topic {name!r}; known: {', '.join(sorted(TOPICS))}") from None
+
+
+_EVENT_TYPES: dict[str, type[Event]] = {
+    "images.raw": ImageEvent,
+    "labels": LabelEvent,
+    "images.fingerprints": FingerprintEvent,
+    "predictions": PredictionEvent,
+    "drift.events": DriftEvent,
+    "retrain.requests": RetrainRequest,
+    "training.runs": TrainingRunEvent,
+    "models.published": ModelPublished,
+}
+
+
+def event_type(name: str) -> type[Event] | None:
+    """The event a registry topic carries (None for a topic outside the registry).
+
+    A consumer decodes with it as ``expected``: a well-formed event of another type on the topic is
+    a malformed message there, dead-lettered rather than stored where it does not belong.
+
+    >>> event_type("labels").__name__, event_type("labels.dlq").__name__, event_type("elsewhere")
+    ('LabelEvent', 'DeadLetter', None)
+    """
+    if name.endswith(DLQ_SUFFIX) and name in TOPICS:
+        return DeadLetter
+    return _EVENT_TYPES.get(name)

@@ -33,7 +33,7 @@ from schemas.claimcheck import array_to_blob
 from schemas.codec import decode
 from schemas.errors import BlobWriteError, SchemaError
 from schemas.events import Event, LabelEvent
-from schemas.topics import DLQ_SUFFIX
+from schemas.topics import DLQ_SUFFIX, event_type
 from streams.counters import AgentCounters
 from streams.logs import log_event
 from streams.messages import Outcome, RawMessage
@@ -72,7 +72,7 @@ class ClickHouseSink:
         batch = PreparedBatch()
         for message in messages:
             try:
-                rows = rows_for(self._archived(decode(message.value)))
+                rows = rows_for(self._archived(decode(message.value, expected=event_type(message.topic))))
             except (SchemaError, StoreError, ValueError) as exc:
                 if message.topic.endswith(DLQ_SUFFIX):
                     # A dead letter nobody can read: there is no dead-letter queue of a dead-letter queue.

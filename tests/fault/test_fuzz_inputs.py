@@ -135,8 +135,11 @@ def test_a_label_or_drift_event_sent_to_the_wrong_topic_is_dead_lettered(
     label = encode(LabelEvent(image_id="x", instrument_id="scope", annotator="a", mask=np.ones((4, 4), np.int32)))
     drift = encode(DriftEvent(detector="cusum", signal="s", instrument_id="scope", model_version="v", statistic=1,
                               threshold=1, window=1, first_seen_at=NOW))
+    image = encode(ImageEvent(image_id="y", instrument_id="scope", acquired_at=NOW, shape=(16, 16), dtype="uint8",
+                              pixels=np.zeros((16, 16), np.uint8)))
     for topic, value, name in [("images.raw", label, "segment"), ("drift.events", label, "retrain"),
-                               ("images.raw", drift, "fingerprint")]:
+                               ("images.raw", drift, "fingerprint"), ("labels", image, "sink"),
+                               ("predictions", drift, "sink")]:
         messages = [record(topic, value)]
         outcome = steps[name](messages)
         assert outcome.dead_lettered == 1, (topic, name)
