@@ -3,4 +3,5 @@
 pytest_plugins: list[str] = [
     "tests.fixtures.broker",
     "tests.fixtures.clickhouse",
+    "tests.fixtures.tls",
 ]

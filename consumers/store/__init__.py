@@ -10,6 +10,7 @@ from consumers.store.base import Row, Store
 from consumers.store.connect import open_store
 from consumers.store.embedded import ChdbStore
 from consumers.store.errors import (
+    StoreAuthenticationError,
     StoreError,
     StoreQueryError,
     StoreReadOnly,
@@ -26,6 +27,7 @@ __all__ = [
     "Row",
     "ServerStore",
     "Store",
+    "StoreAuthenticationError",
     "StoreError",
     "StoreQueryError",
     "StoreReadOnly",

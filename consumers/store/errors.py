@@ -3,6 +3,11 @@
 A sink only needs to tell two cases apart: :class:`StoreUnavailable` (the store is down, slow or
 overloaded; pause, wait ``retry_after`` seconds, retry the same batch) and every other
 :class:`StoreError` (the batch or the statement is wrong; retrying will not help, dead-letter it).
+
+Refused credentials are a :class:`StoreUnavailable` too (:class:`StoreAuthenticationError`): the
+batch is not at fault, so a sink whose password was rotated under it pauses and keeps its records
+instead of dead-lettering every one; the server rereads users.xml, so fixing it there resumes the
+sink. The message names the user, never the password.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "AUTHENTICATION_CODES",
     "BACKPRESSURE_CODES",
+    "StoreAuthenticationError",
     "StoreError",
     "StoreQueryError",
     "StoreReadOnly",
@@ -31,6 +38,8 @@ BACKPRESSURE_CODES: frozenset[int] = frozenset({
     252,  # TOO_MANY_PARTS (inserts outpace merges)
 })
 READONLY_CODE = 164
+#: UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, IP_ADDRESS_NOT_ALLOWED, AUTHENTICATION_FAILED (21.x+).
+AUTHENTICATION_CODES: frozenset[int] = frozenset({192, 193, 194, 195, 516})
 _CODE = re.compile(r"Code:\s*(\d+)")
 
 
@@ -48,6 +57,10 @@ class StoreUnavailable(StoreError):
     def __init__(self, message: str, *, retry_after: float, code: int | None = None) -> None:
         super().__init__(f"{message} (retry in {retry_after:g} s)", code=code)
         self.retry_after = retry_after
+
+
+class StoreAuthenticationError(StoreUnavailable):
+    """The server refused the user or password in the store URL; fix them (or the server's users)."""
 
 
 class StoreReadOnly(StoreError):
@@ -76,6 +89,11 @@ def error_from_server(message: str, *, code: int | None, retry_after: float) -> 
         text = f"Code: {code}. {text}"
     if code in BACKPRESSURE_CODES:
         return StoreUnavailable(text, retry_after=retry_after, code=code)
+    if code in AUTHENTICATION_CODES:
+        return StoreAuthenticationError(
+            f"ClickHouse refused the credentials: {text}; check the user and password of the store URL "
+            "(DRIFTSCOPE_CLICKHOUSE_URL)", retry_after=retry_after, code=code,
+        )  # fmt: skip
     if code == READONLY_CODE:
         return StoreReadOnly(f"{text}; this store was opened read-only", code=code)
     return StoreQueryError(text, code=code)

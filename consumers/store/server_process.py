@@ -4,12 +4,18 @@ For tests, CI and fault drills: a generated minimal config in its own directory 
 needs logger, listen_host, tcp/http ports, path, tmp_path, mark_cache_size and a default
 profile/user/quota, nothing else), free ports picked once so the URL survives a restart, and
 stop/kill/pause so outages can be staged on purpose.
+
+Optionally the way a production server is run: the ``default`` user with a password (stored as its
+SHA-256 in users.xml, never in clear) and a TLS native port (``tcp_port_secure``) serving the given
+certificate and key. The plain port stays for the launcher's own readiness probe, always on
+127.0.0.1 and with the same password.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import shutil
 import signal
@@ -20,6 +26,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
@@ -48,16 +55,31 @@ _CONFIG = """<?xml version="1.0"?>
     <timezone>UTC</timezone>
     <users_config>{root}/users.xml</users_config>
     <default_profile>default</default_profile>
-    <default_database>default</default_database>
+    <default_database>default</default_database>{tls}
 </yandex>
 """
+
+# The TLS native port: no client certificates asked for, no SSLv2/3, TLS 1.0/1.1 off too.
+_TLS = """
+    <tcp_port_secure>{tcp_port_secure}</tcp_port_secure>
+    <openSSL>
+        <server>
+            <certificateFile>{certificate}</certificateFile>
+            <privateKeyFile>{private_key}</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <cacheSessions>true</cacheSessions>
+            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>"""
 
 _USERS = """<?xml version="1.0"?>
 <yandex>
     <profiles><default></default></profiles>
     <users>
         <default>
-            <password></password>
+            {password}
             <networks><ip>127.0.0.1</ip></networks>
             <profile>default</profile>
             <quota>default</quota>
@@ -101,17 +123,48 @@ def _die_with_parent() -> None:
 class ClickHouseServerProcess:
     """One clickhouse-server child with its data under ``root``; same ports across restarts."""
 
-    def __init__(self, root: str | Path, *, binary: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        binary: str | Path | None = None,
+        password: str | None = None,
+        certificate: str | Path | None = None,
+        private_key: str | Path | None = None,
+    ) -> None:
+        if (certificate is None) != (private_key is None):
+            raise ValueError("TLS needs both a certificate and its private key")
         self.root = Path(root).resolve()
         self.binary = find_server_binary(binary)
+        self.password = password
+        self.certificate = Path(certificate).resolve() if certificate is not None else None
+        self.private_key = Path(private_key).resolve() if private_key is not None else None
         self.tcp_port = free_port()
         self.http_port = free_port()
+        self.tcp_port_secure = free_port() if self.certificate is not None else None
         self._process: subprocess.Popen[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"ClickHouseServerProcess({str(self.root)!r}, tcp_port={self.tcp_port}, tls={self.tls})"
+
+    @property
+    def tls(self) -> bool:
+        return self.tcp_port_secure is not None
+
+    def _credentials(self) -> str:
+        return "default" + (f":{quote(self.password, safe='')}" if self.password else "")
 
     @property
     def url(self) -> str:
-        """The store URL for this server's ``default`` database."""
-        return f"clickhouse://default@127.0.0.1:{self.tcp_port}/default"
+        """The store URL for this server's ``default`` database on the plain port (with the password)."""
+        return f"clickhouse://{self._credentials()}@127.0.0.1:{self.tcp_port}/default"
+
+    @property
+    def secure_url(self) -> str:
+        """``clickhouses://`` on the TLS port; add ``?ca_certs=<ca.pem>`` unless the system trusts the CA."""
+        if self.tcp_port_secure is None:
+            raise StoreError("this server has no TLS port: start it with a certificate and private key")
+        return f"clickhouses://{self._credentials()}@127.0.0.1:{self.tcp_port_secure}/default"
 
     @property
     def running(self) -> bool:
@@ -120,8 +173,18 @@ class ClickHouseServerProcess:
     def _write_config(self) -> Path:
         for sub in ("data", "tmp", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        values = {"root": self.root, "tcp_port": self.tcp_port, "http_port": self.http_port}
-        (self.root / "users.xml").write_text(_USERS)
+        tls = ""
+        if self.certificate is not None and self.private_key is not None:
+            tls = _TLS.format(tcp_port_secure=self.tcp_port_secure, certificate=self.certificate,
+                              private_key=self.private_key)  # fmt: skip
+        values = {"root": self.root, "tcp_port": self.tcp_port, "http_port": self.http_port, "tls": tls}
+        password = "<password></password>"
+        if self.password:
+            digest = hashlib.sha256(self.password.encode()).hexdigest()
+            password = f"<password_sha256_hex>{digest}</password_sha256_hex>"
+        users = self.root / "users.xml"
+        users.write_text(_USERS.format(password=password))
+        users.chmod(0o600)
         config = self.root / "config.xml"
         config.write_text(_CONFIG.format(**values))
         return config
@@ -168,7 +231,8 @@ class ClickHouseServerProcess:
             socket.create_connection(("127.0.0.1", self.tcp_port), timeout=1).close()
         except OSError:
             return False
-        client = Client("127.0.0.1", port=self.tcp_port, connect_timeout=1, send_receive_timeout=5)
+        client = Client("127.0.0.1", port=self.tcp_port, password=self.password or "", connect_timeout=1,
+                        send_receive_timeout=5)  # fmt: skip
         try:
             client.execute("SELECT 1")
             return True

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from consumers.store.errors import (
+    AUTHENTICATION_CODES,
     BACKPRESSURE_CODES,
+    StoreAuthenticationError,
     StoreError,
     StoreQueryError,
     StoreReadOnly,
@@ -47,3 +49,11 @@ def test_unknown_errors_without_a_code_are_query_errors() -> None:
     error = error_from_server("something odd", code=None, retry_after=1)
     assert type(error) is StoreQueryError
     assert error.code is None
+
+
+@pytest.mark.parametrize("code", sorted(AUTHENTICATION_CODES))
+def test_refused_credentials_mean_wait_and_fix_not_dead_letter(code: int) -> None:
+    error = error_from_server("DB::Exception: Wrong password for user default.", code=code, retry_after=4)
+    assert isinstance(error, StoreAuthenticationError) and isinstance(error, StoreUnavailable)
+    assert error.retry_after == 4
+    assert "DRIFTSCOPE_CLICKHOUSE_URL" in str(error)
