@@ -135,7 +135,7 @@ def test_clickhouse_down_for_60_s_under_load_pauses_the_sink_loses_nothing_and_m
         assert "sink_store_recovered" in worker.log_text()
 
         mib = 1 << 20
-        print(f"\noutage {OUTAGE_S:.0f} s: published {sent_in_outage}, consumed {consumed_in_outage} "
+        print(f"\nmeasured: outage {OUTAGE_S:.0f} s: published {sent_in_outage}, consumed {consumed_in_outage} "
               f"(bound {PAUSE_BOUND}); peak RSS before {baseline / mib:.0f} MiB, during "
               f"{peak_in_outage / mib:.0f} MiB, after recovery {peak_overall / mib:.0f} MiB; "
               f"{total} images stored once")

@@ -132,8 +132,10 @@ def test_a_worker_dead_letters_every_malformed_message_with_its_reason_and_stays
             f"AND key_hex LIKE '{b'hostile-'.hex()}%'")}
         for h in hostile:
             assert h.reason in reasons[f"hostile-{h.name}"], (h.name, reasons.get(f"hostile-{h.name}"))
-        print(f"\n{sum(expected.values())} malformed records dead-lettered ({dict(expected)}), {len(valid)} valid "
-              f"images stored once; peak RSS {baseline >> 20} MiB after warm-up, {peak >> 20} MiB at the end")
+        per_topic = ", ".join(f"{topic} {n}" for topic, n in expected.items())
+        print(f"\nmeasured: {sum(expected.values())} malformed records dead-lettered once each ({per_topic}); "
+              f"{len(valid)} valid images stored once; peak RSS {baseline >> 20} MiB after warm-up, "
+              f"{peak >> 20} MiB at the end")
         assert peak < baseline + MEMORY_MARGIN
     finally:
         worker.stop()
