@@ -373,6 +373,7 @@ def run_peers(pythons: list[str], recorder: Recorder, meta: dict[str, Any]) -> d
     A library is reported as skipped only if no interpreter could import it.
     """
     merged: dict[str, Any] = {"methods": {}, "skipped": {}}
+    loaded: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "streams.npz"
         recorder.save(data, meta)
@@ -383,30 +384,32 @@ def run_peers(pythons: list[str], recorder: Recorder, meta: dict[str, Any]) -> d
             report = json.loads(done.stdout.strip().splitlines()[-1])
             merged["methods"].update(report["methods"])
             merged["skipped"].update(report["skipped"])
-    ran = {name.split("-")[0] for name in merged["methods"]}
-    merged["skipped"] = {lib: why for lib, why in merged["skipped"].items() if lib.split("-")[0] not in ran}
+            loaded.update(report["loaded"])
+    merged["skipped"] = {lib: why for lib, why in merged["skipped"].items() if lib not in loaded}
     return merged
 
 
 def print_peers(report: dict[str, Any]) -> None:
     """One row per shift and severity, one column per method: detection rate and median delay."""
     methods: dict[str, Any] = {"driftscope": {"shifts": report["shifts"]}, **report["peers"]["methods"]}
-    print(f"\n{'shift':<13}{'sev':>5}" + "".join(f"{name[:22]:>24}" for name in methods))
+    print(f"\n{'shift':<13}{'sev':>5}" + "".join(f"{name:>26}" for name in methods))
     for i, row in enumerate(report["shifts"]):
         cells = []
         for method in methods.values():
             cell = method["shifts"][i]
             delay = "-" if cell["median_delay"] is None else f"{cell['median_delay']:.0f}"
             cells.append(f"{cell['detection_rate']:>4.0%} / {delay:>4}")
-        print(f"{row['shift']:<13}{row['severity']:>5.2f}" + "".join(f"{c:>24}" for c in cells))
+        print(f"{row['shift']:<13}{row['severity']:>5.2f}" + "".join(f"{c:>26}" for c in cells))
     fa_cells = [f"{report['false_alarms_per_10k']:.1f}"]
     fa_cells += [f"{m['false_alarms_per_10k']:.1f}" for m in report["peers"]["methods"].values()]
-    print(f"{'FA per 10k':<18}" + "".join(f"{c:>24}" for c in fa_cells))
+    print(f"{'FA per 10k':<18}" + "".join(f"{c:>26}" for c in fa_cells))
     us_cells = [f"{report['us_per_image']:.0f}"] + [
         f"{m['us_per_image']:.0f}" for m in report["peers"]["methods"].values()
     ]
-    print(f"{'us per image':<18}" + "".join(f"{c:>24}" for c in us_cells))
+    print(f"{'us per image':<18}" + "".join(f"{c:>26}" for c in us_cells))
     print("cells: detection rate / median delay (images); peers see the same images' raw signals")
+    for name, why in report["peers"]["skipped"].items():
+        print(f"skipped {name}: {why}")
 
 
 if __name__ == "__main__":
