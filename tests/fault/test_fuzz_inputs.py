@@ -1,8 +1,9 @@
 """Fuzzing the input topics: 1,000 generated malformed messages per topic through the real steps.
 
 Every message must be accounted for — processed, or dead-lettered with a readable reason — and no
-step may raise. The steps are the agents' own (real ONNX models, real chDB store); only Kafka is
-left out, since the agents add nothing between a consumed record and the step.
+step may raise. Every hostile image (``tests/fault/inputs.py``) must be dead-lettered, with the
+limit it breaks as the reason. The steps are the agents' own (real ONNX models, real chDB store);
+only Kafka is left out here: ``test_worker_fuzz.py`` sends the same inputs through a real worker.
 """
 
 from __future__ import annotations
