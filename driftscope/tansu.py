@@ -12,6 +12,14 @@ empty: topics must be created again. A taken port makes it log a panic and exit 
 
 Readiness is a metadata request through the same client library every component uses, so "ready"
 means "a confluent-kafka client can talk to it", not merely "the port is open".
+
+TLS and SASL, verified on 0.6.0: it cannot serve TLS (its CLI puts ``--cert`` and ``--key`` in one
+mutually exclusive group, yet the broker enables TLS only when given both). ``--authentication``
+does require SASL — SCRAM-SHA-256/512 only, PLAIN is not offered — but users can be added
+(``tansu user create``) only while authentication is off, and memory storage forgets them on a
+restart, so no client can ever log in. The local stack is therefore loopback-only and plaintext;
+``advertised`` lets a TLS terminator stand in front (the tests do that), and production uses a
+Kafka cluster with its own TLS and SASL (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -104,8 +112,12 @@ class TansuBroker:
         host: str = "127.0.0.1",
         cluster_id: str | None = None,
         binary: Path | None = None,
+        advertised: str | None = None,
     ) -> None:
         self.home = home
+        # host:port clients are told to use when something stands in front of the broker (a TLS
+        # terminator, a NAT); by default the broker's own address.
+        self.advertised = advertised
         self.host = host
         self.cluster_id = cluster_id or f"driftscope-{secrets.token_hex(4)}"
         self.binary = binary or tansu_binary()
@@ -159,7 +171,7 @@ class TansuBroker:
             str(self.binary),
             "broker",
             "--listener-url", url,
-            "--advertised-listener-url", url,
+            "--advertised-listener-url", f"tcp://{self.advertised or self.bootstrap_servers}",
             "--storage-engine", "memory://tansu/",
             "--cluster-id", self.cluster_id,
         ]  # fmt: skip

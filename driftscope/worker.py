@@ -63,6 +63,7 @@ def streams_config(settings: Settings, options: WorkerOptions) -> StreamsConfig:
         sasl_username=kafka.sasl_username,
         sasl_password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
         ssl_ca_location=kafka.ssl_ca_location,
+        ssl_check_hostname=kafka.ssl_endpoint_identification_algorithm == "https",
         session_timeout_s=kafka.session_timeout_s,
         datadir=settings.home / "faust",
         status_dir=settings.home / "workers",

@@ -29,6 +29,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -386,11 +387,14 @@ def _age_ms(message: RawMessage) -> float:
 
 
 def _credentials(config: StreamsConfig) -> Any:
+    """aiokafka's credentials for the configured protocol: TLS verifies the CA and, unless turned
+    off like librdkafka's ``ssl.endpoint.identification.algorithm=none``, the broker's host name."""
     if config.security_protocol == "PLAINTEXT":
         return None
     ssl_context = None
     if config.security_protocol in ("SSL", "SASL_SSL"):
-        ssl_context = faust.auth.ssl.create_default_context(cafile=config.ssl_ca_location)
+        ssl_context = ssl.create_default_context(cafile=config.ssl_ca_location)
+        ssl_context.check_hostname = config.ssl_check_hostname
     if config.security_protocol == "SSL":
         return faust.SSLCredentials(ssl_context)
     return faust.SASLCredentials(

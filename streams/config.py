@@ -54,6 +54,8 @@ class StreamsConfig(BaseModel):
     sasl_username: str | None = None
     sasl_password: str | None = Field(default=None, repr=False)
     ssl_ca_location: str | None = None
+    #: Check the broker's certificate names the host dialled (librdkafka's endpoint identification).
+    ssl_check_hostname: bool = True
     session_timeout_s: float = Field(default=6.0, gt=0)
     #: Faust state (tables, the worker's own files).
     datadir: Path
