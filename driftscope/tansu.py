@@ -16,8 +16,9 @@ means "a confluent-kafka client can talk to it", not merely "the port is open".
 TLS and SASL, verified on 0.6.0: it cannot serve TLS (its CLI puts ``--cert`` and ``--key`` in one
 mutually exclusive group, yet the broker enables TLS only when given both). ``--authentication``
 does require SASL — SCRAM-SHA-256/512 only, PLAIN is not offered — but users can be added
-(``tansu user create``) only while authentication is off, and memory storage forgets them on a
-restart, so no client can ever log in. The local stack is therefore loopback-only and plaintext;
+(``tansu user create``) only while authentication is off, and a restart with it on does not know
+them (memory storage forgets them; S3 storage, tried on a local S3 emulator, did not keep them
+either), so no client can ever log in. The local stack is therefore loopback-only and plaintext;
 ``advertised`` lets a TLS terminator stand in front (the tests do that), and production uses a
 Kafka cluster with its own TLS and SASL (docs/operations.md).
 """
