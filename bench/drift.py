@@ -17,7 +17,7 @@ machine distorts it far less than wall-clock time, and idle BLAS threads do not 
 table; ``--json`` prints one JSON line instead. ``--quick`` is a short version.
 ``--peers PYTHON`` also records every image's raw signal values (and latent) and hands the same
 streams to ``bench/drift_peers/peers.py`` run by the peer venv's interpreter (Frouros, Alibi Detect,
-River; see ``bench/drift_peers/README.md``), whose figures join the report.
+Evidently, River; see ``bench/drift_peers/README.md``), whose figures join the report.
 
     .venv/bin/python bench/drift.py --quick
     .venv/bin/python bench/drift.py --fa-images 10000 --json
@@ -254,7 +254,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="PYTHON",
         action="append",
         help="an interpreter to run bench/drift_peers/peers.py with (repeatable: River runs in .venv, "
-        "Frouros and Alibi Detect in the peer venv, which pins numpy < 2)",
+        "Frouros, Alibi Detect and Evidently in the peer venv, which pins numpy < 2)",
     )
     args = parser.parse_args(argv)
     defaults = {"trials": 5, "severities": "0.25,0.5,1.0", "fa_images": 10_000, "fa_streams": 5}
