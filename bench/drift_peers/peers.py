@@ -4,15 +4,19 @@ Reads the ``.npz`` that ``bench/drift.py --peers PYTHON`` writes (raw per-image 
 encoder latents of every stream) and prints one JSON line: per method, false alarms per 10,000
 in-distribution images, microseconds per image, and per shift case the detection rate and median
 delay. It imports numpy and the peer libraries only (never driftscope), so each library can pin what
-it needs. A method whose library is missing is listed under ``skipped``.
+it needs. A library that cannot be imported is listed under ``skipped`` (and a method that fails,
+with its error); ``loaded`` names the libraries that were, so ``bench/drift.py`` can merge the
+reports of several interpreters.
 
 Every method sees the first ``reference_size`` images of a stream as its reference, then one image
 at a time. The per-signal methods standardise each signal by the reference median and MAD (the usual
 robust z-score) and watch every signal with a two-sided detector (a one-sided one, like Frouros'
 CUSUM and Page-Hinkley, runs twice: on z and on -z); an alarm on any signal is an alarm for the
 image (Frouros' ADWIN accepts only non-negative values and watches |z|). After an alarm the
-detector that fired is replaced by a fresh one. Library defaults are used throughout: they are what
-a user of the library starts from.
+detector that fired is replaced by a fresh one. Their parameters are the library defaults: they are
+what a user of the library starts from. The multivariate methods (Alibi Detect's online CvM and MMD,
+Evidently's embedding drift) have no usable default false-alarm rate and are set to an expected run
+time of 1,000 images.
 
     /tmp/drift-peers/bin/python bench/drift_peers/peers.py streams.npz
 """
