@@ -20,6 +20,8 @@ from typing import Annotated, cast
 
 import typer
 
+from driftscope.commands.clients import ExitCode
+from driftscope.kafka_admin import TopicSetupError
 from driftscope.settings import load_settings
 from driftscope.worker import WorkerError, WorkerOptions, run_worker
 from streams.config import AGENT_NAMES, AgentName
@@ -67,5 +69,10 @@ def worker(
     except WorkerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except TopicSetupError as exc:
+        # A refused TLS handshake or SASL login ends here too: say where to look, not a traceback.
+        typer.echo(f"error: {exc}; check DRIFTSCOPE_KAFKA__* (bootstrap servers, TLS CA, SASL user and "
+                   "password)", err=True)  # fmt: skip
+        raise typer.Exit(int(ExitCode.UNAVAILABLE)) from exc
 
 

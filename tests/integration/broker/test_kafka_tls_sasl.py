@@ -262,3 +262,16 @@ def test_clients_without_scram_are_disconnected(authenticating_broker: str) -> N
     # ...while the broker is up and answering whoever speaks SCRAM.
     scram = {**plain, "sasl.mechanism": "SCRAM-SHA-512"}
     assert "unknown-user" in _first_error(scram)
+
+
+def test_worker_refused_a_login_says_so_and_prints_no_password(authenticating_broker: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DRIFTSCOPE_HOME": str(tmp_path / "home"), "DRIFTSCOPE_BLOB_URL": str(tmp_path / "blobs"),
+           "DRIFTSCOPE_KAFKA__BOOTSTRAP_SERVERS": authenticating_broker,
+           "DRIFTSCOPE_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT", "DRIFTSCOPE_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+           "DRIFTSCOPE_KAFKA__SASL_USERNAME": "scope", "DRIFTSCOPE_KAFKA__SASL_PASSWORD": SASL_PASSWORD}  # fmt: skip
+    worker = subprocess.run([sys.executable, "-m", "driftscope", "worker", "--agents", "fingerprint"],
+                            capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    output = worker.stdout + worker.stderr
+    assert worker.returncode == 3, output
+    assert "DRIFTSCOPE_KAFKA__" in worker.stderr and "Traceback" not in output
+    assert SASL_PASSWORD not in output
