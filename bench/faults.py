@@ -50,7 +50,7 @@ FAULTS: list[tuple[str, str, str]] = [
     ("1,000 generated malformed messages per input topic (steps)", "every message processed or dead-lettered",
      "tests/fault/test_fuzz_inputs.py::test_malformed_messages_are_dead_lettered_and_nothing_crashes"),
     ("1,000 generated malformed messages per input topic and the hostile images, through a worker over Kafka",
-     "each in <topic>.dlq once with a reason; valid images once; worker up; peak RSS within 96 MiB",
+     "each in `<topic>.dlq` once with a reason; valid images once; worker up; peak RSS within 96 MiB",
      "tests/fault/test_worker_fuzz.py::test_a_worker_dead_letters_every_malformed_message_with_its_reason_and_stays_up"),
     ("hostile images: zero-size, 1x1, 1x2048, 100000x1, 16k x 16k claim, NaN, Inf, 17 channels, channel names, "
      "pixels vs header, zstd bomb, 3 channels for a 1-channel model",
