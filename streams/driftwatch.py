@@ -29,6 +29,7 @@ from schemas.claimcheck import array_from_blob, label_mask
 from schemas.codec import decode
 from schemas.errors import BlobError, BlobNotFoundError, SchemaError
 from schemas.events import BlobRef, DriftEvent, Event, FingerprintEvent, LabelEvent, PredictionEvent
+from schemas.topics import event_type
 from streams.drift import DriftConfig, DriftError, InstrumentDriftState
 from streams.logs import log_event
 from streams.messages import Outcome, RawMessage, output_for
@@ -72,7 +73,7 @@ class DriftWatch:
         touched: set[str] = set()
         for message in messages:
             try:
-                event = decode(message.value, expected=_INPUTS)
+                event = decode(message.value, expected=_expected_on(message.topic))
             except SchemaError as exc:
                 outcome.dead(message, exc)
                 continue
@@ -170,6 +171,13 @@ class DriftWatch:
         for instrument_id in list(self._states if instrument_ids is None else instrument_ids):
             self._states.pop(instrument_id, None)
             self._positions.pop(instrument_id, None)
+
+
+def _expected_on(topic: str) -> type[Event] | tuple[type[Event], ...]:
+    """What the drift agent accepts on ``topic``: the event the topic carries, so a fingerprint
+    sent to ``labels`` is dead-lettered rather than observed as if it came from where it belongs."""
+    carried = event_type(topic)
+    return carried if carried in _INPUTS else _INPUTS
 
 
 def _tp(message: RawMessage) -> str:

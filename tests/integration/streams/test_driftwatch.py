@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,12 @@ def test_undecodable_records_are_dead_lettered(tmp_path: Path) -> None:
     outcome = watch.process([record("predictions", b"junk", key=b"scope-7"), *fingerprints(2)])
     assert outcome.processed == 2 and outcome.dead_lettered == 1
     assert [o.topic for o in outcome.outputs] == ["predictions.dlq"]
+
+
+def test_an_event_on_a_topic_that_carries_another_type_is_dead_lettered(tmp_path: Path) -> None:
+    watch = DriftWatch(BlobStore(tmp_path), namespace="test")
+    misplaced = [replace(message, topic=topic) for message, topic in
+                 zip(fingerprints(2), ["labels", "predictions"], strict=True)]
+    outcome = watch.process([*misplaced, *fingerprints(1)])
+    assert outcome.processed == 1 and outcome.dead_lettered == 2
+    assert [o.topic for o in outcome.outputs] == ["labels.dlq", "predictions.dlq"]
