@@ -2,7 +2,11 @@
 
 Runs the real drift logic (:class:`streams.drift.DriftMonitor`) on the synthetic instrument
 (``models.data``) through :mod:`streams.drift.evaluation`, which builds the events the drift agent
-sees (real image statistics; stand-ins for the encoder and the U-Net, see that module).
+sees: real image statistics, and the served ONNX encoder's latent and reconstruction error and the
+served U-Net's prediction fields (the baseline artifacts, through the registry, computed by the same
+functions the fingerprint and segment steps call). ``--stand-in-models`` swaps both models for
+the cheap stand-ins of that module (a random-projection encoder, ground-truth masks) for quick
+experiments on the detectors.
 
 - False alarms: ``--fa-images`` in-distribution images split into ``--fa-streams`` streams, each
   with its own reference window (a false-alarm rate measured against one reference would only say
@@ -20,6 +24,7 @@ streams to ``bench/drift_peers/peers.py`` run by the peer venv's interpreter (Fr
 Evidently, River; see ``bench/drift_peers/README.md``), whose figures join the report.
 
     .venv/bin/python bench/drift.py --quick
+    .venv/bin/python bench/drift.py --quick --stand-in-models
     .venv/bin/python bench/drift.py --fa-images 10000 --json
     .venv/bin/python bench/drift.py --quick --peers /tmp/drift-peers/bin/python
 """
@@ -44,7 +49,7 @@ import numpy as np
 from models.data.drift import DRIFTS, DriftSchedule, DriftSpec
 from models.data.synthetic import SyntheticSpec
 from streams.drift import DriftConfig, DriftMonitor, SignalConfig
-from streams.drift.evaluation import StreamImage, ThumbnailEncoder, replay, synthetic_stream
+from streams.drift.evaluation import ImageModels, ServedModels, StandInModels, StreamImage, replay, synthetic_stream
 from streams.drift.signals import image_stat_values, prediction_values, reconstruction_value
 
 SHIFTS = tuple(DRIFTS)
@@ -61,6 +66,8 @@ PEER_SIGNALS = (
     "fingerprint.reconstruction_error",
     "prediction.foreground_fraction",
     "prediction.object_count",
+    "prediction.mean_confidence",
+    "prediction.entropy",
     "prediction.object_area",
     "prediction.object_eccentricity",
 )
@@ -161,14 +168,20 @@ def timed_replay(
 
 
 def false_alarms(
-    spec: SyntheticSpec, config: DriftConfig, images: int, streams: int, seed: int, recorder: Recorder
+    spec: SyntheticSpec,
+    config: DriftConfig,
+    images: int,
+    streams: int,
+    seed: int,
+    recorder: Recorder,
+    models: ImageModels,
 ) -> FalseAlarms:
     result = FalseAlarms()
     per_stream = images // streams + config.reference_size
     for stream in range(streams):
         source = recorder.record(
             f"fa/{stream}",
-            synthetic_stream(spec, DriftSchedule(), per_stream, seed=seed + 1000 + stream, encoder=ThumbnailEncoder()),
+            synthetic_stream(spec, DriftSchedule(), per_stream, seed=seed + 1000 + stream, models=models),
         )
         timed_replay(DriftMonitor(config), source, result, monitored_from=config.reference_size)
     return result
@@ -184,15 +197,15 @@ def detection(
     horizon: int,
     seed: int,
     recorder: Recorder,
+    models: ImageModels,
 ) -> tuple[list[ShiftResult], int]:
     """Detection delays; also returns the false alarms raised during the in-distribution prefixes."""
-    encoder = ThumbnailEncoder()
     onset = config.reference_size + warmup
     results = {(s, v): ShiftResult(s, v) for s in shifts for v in severities}
     prefix_alarms = 0
     for trial in range(trials):
         monitor = DriftMonitor(config)
-        prefix = synthetic_stream(spec, DriftSchedule(), onset, seed + trial, encoder=encoder)
+        prefix = synthetic_stream(spec, DriftSchedule(), onset, seed + trial, models=models)
         prefix_alarms += len(replay(monitor, recorder.record(f"det/{trial}/prefix", prefix)))
         checkpoint = json.loads(json.dumps(monitor.state_dict()))
         for (shift, severity), result in results.items():
@@ -200,7 +213,9 @@ def detection(
             schedule = DriftSchedule.from_pairs([(onset, DriftSpec(shift, severity))])
             shifted = recorder.record(
                 f"det/{trial}/{shift}/{severity}",
-                synthetic_stream(spec, schedule, horizon, seed=seed + 7919 * (trial + 1), start=onset, encoder=encoder),
+                synthetic_stream(
+                    spec, schedule, horizon, seed=seed + 7919 * (trial + 1), start=onset, models=models
+                ),
             )
             delay = None
             for item in shifted:  # with a recorder, every shifted image is drawn: the peers see them all
@@ -250,6 +265,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, help="override every non-label signal's threshold")
     parser.add_argument("--clip", type=float, help="override every non-label signal's clip")
     parser.add_argument(
+        "--stand-in-models",
+        action="store_true",
+        help="random-projection encoder and ground-truth masks instead of the served ONNX models (fast)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads per model session")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per model call")
+    parser.add_argument(
         "--peers",
         metavar="PYTHON",
         action="append",
@@ -274,12 +296,19 @@ def main(argv: list[str] | None = None) -> int:
     shifts = [s.strip() for s in args.shifts.split(",") if s.strip()]
     started = time.perf_counter()
     recorder = Recorder(enabled=args.peers is not None)
-    fa = false_alarms(spec, config, args.fa_images, args.fa_streams, args.seed, recorder)
+    models: ImageModels = (
+        StandInModels()
+        if args.stand_in_models
+        else ServedModels.from_baseline(intra_op_threads=args.threads, batch_size=args.batch_size)
+    )
+    fa = false_alarms(spec, config, args.fa_images, args.fa_streams, args.seed, recorder, models)
     results, prefix_alarms = detection(
-        spec, config, shifts, severities, args.trials, args.warmup, args.horizon, args.seed, recorder
+        spec, config, shifts, severities, args.trials, args.warmup, args.horizon, args.seed, recorder, models
     )
     report: dict[str, Any] = {
         "bench": "drift",
+        "models": {"stand_in": args.stand_in_models, "encoder": models.encoder_version,
+                   "segmenter": models.model_version},
         "image_size": args.size,
         "reference_size": config.reference_size,
         "false_alarms": fa.events,

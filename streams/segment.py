@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from streams.messages import Outcome, RawMessage, output_for
 from streams.objects import measure_objects
 from streams.serving import ModelSlot
 
-__all__ = ["PREDICTION_TOPIC", "Segmenter", "mean_confidence", "mean_entropy"]
+__all__ = ["PREDICTION_TOPIC", "Segmentation", "Segmenter", "mean_confidence", "mean_entropy", "segmentation"]
 
 PREDICTION_TOPIC = "predictions"
 _EPS = 1e-7
@@ -45,6 +46,33 @@ def mean_entropy(probability: np.ndarray) -> float:
     p = np.clip(probability.astype(np.float32, copy=False), _EPS, 1 - _EPS)
     bits = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
     return float(min(1.0, max(0.0, bits.mean(dtype=np.float64))))
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """What a prediction event says about one image, before it is claim-checked and stamped."""
+
+    labels: np.ndarray
+    objects: list[ObjectMeasurement]
+    foreground_fraction: float
+    mean_confidence: float
+    entropy: float
+
+
+def segmentation(probability: np.ndarray, pixels: np.ndarray) -> Segmentation:
+    """Instances, their measurements and the uncertainty summaries of one probability map.
+
+    The one place these are computed, so the drift benchmark (``streams.drift.evaluation``) feeds the
+    monitor exactly the values the segment step publishes.
+    """
+    labels = instances_from_probability(probability)
+    return Segmentation(
+        labels=labels,
+        objects=[ObjectMeasurement(**row) for row in measure_objects(labels, pixels)],
+        foreground_fraction=float(np.count_nonzero(labels)) / labels.size,
+        mean_confidence=mean_confidence(probability),
+        entropy=mean_entropy(probability),
+    )
 
 
 def _compact(labels: np.ndarray) -> np.ndarray:
@@ -94,19 +122,18 @@ class Segmenter:
     def _prediction(
         self, image: DecodedImage, probability: np.ndarray, version: str, started: float
     ) -> PredictionEvent:
-        labels = instances_from_probability(probability)
-        objects = [ObjectMeasurement(**row) for row in measure_objects(labels, image.pixels)]
-        mask = array_to_blob(_compact(labels), self.blobs, prefix="masks")
+        result = segmentation(probability, image.pixels)
+        mask = array_to_blob(_compact(result.labels), self.blobs, prefix="masks")
         return PredictionEvent(
             image_id=image.event.image_id,
             instrument_id=image.event.instrument_id,
             acquired_at=image.event.acquired_at,
             model_version=version,
             mask=mask,
-            object_count=len(objects),
-            foreground_fraction=float(np.count_nonzero(labels)) / labels.size,
-            mean_confidence=mean_confidence(probability),
-            entropy=mean_entropy(probability),
+            object_count=len(result.objects),
+            foreground_fraction=result.foreground_fraction,
+            mean_confidence=result.mean_confidence,
+            entropy=result.entropy,
             latency_ms=(time.perf_counter() - started) * 1000,
-            objects=objects,
+            objects=result.objects,
         )

@@ -2,25 +2,30 @@
 
 The synthetic generator (``models.data.synthetic``) draws nuclei images with ground-truth masks and
 ``models.data.drift`` shifts its spec from a chosen image on. This module turns each image into the
-two events the drift agent consumes, using the real serving code where it exists:
+two events the drift agent consumes. The raw-intensity statistics are always the real ones
+(``models.imagestats``); the latent, reconstruction error and prediction come from one of two
+:class:`ImageModels`:
 
-- the fingerprint event carries the real raw-intensity statistics (``models.imagestats``); its
-  latent and reconstruction error come from :class:`ThumbnailEncoder`, a fixed random projection
-  of a per-image-normalised thumbnail that stands in for the ONNX encoder (like the untrained
-  embedding DESIGN.md measured, it cannot see gain or blur: the statistics must);
-- the prediction event stands in for the U-Net: the foreground is the ground-truth mask, instances
-  are its connected components (``models.measure.label_instances``: touching nuclei merge, as they
-  do in a semantic U-Net's output) measured by ``models.measure.measure_objects``. Confidence and
-  entropy are constants because there is no model to be unsure; those two signals are not tested here.
+- :class:`ServedModels` (what the benchmark uses): the served ONNX encoder and U-Net, loaded from
+  the baseline artifacts through the registry like a worker loads them, batched, and the prediction
+  fields computed by :func:`streams.segment.segmentation`, the function the segment step publishes
+  from. The monitor sees what it would see in production.
+- :class:`StandInModels` (quick experiments, tests that must not load a model): the encoder is
+  :class:`ThumbnailEncoder`, a fixed random projection of a per-image-normalised thumbnail; the
+  U-Net is the ground-truth mask split into connected components (``models.measure``: touching
+  nuclei merge, as in a semantic U-Net's output), with constant confidence and entropy.
 
 ``bench/drift.py`` and ``tests/integration/drift`` use it; nothing that serves imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -28,10 +33,24 @@ from models.data.drift import DriftSchedule
 from models.data.synthetic import SyntheticSpec, generate
 from models.imagestats import image_stats
 from models.measure import label_instances, measure_objects
+from models.registry import ARTIFACTS_DIR, Registry
+from models.runners import EncoderRunner, SegmenterRunner
+from schemas.blobstore import BlobStore
 from schemas.events import BlobRef, DriftEvent, FingerprintEvent, ImageStats, ObjectMeasurement, PredictionEvent
 from streams.drift.monitor import DriftMonitor
+from streams.segment import Segmentation, segmentation
 
-__all__ = ["Detection", "StreamImage", "ThumbnailEncoder", "image_events", "replay", "synthetic_stream"]
+__all__ = [
+    "Detection",
+    "ImageModels",
+    "ServedModels",
+    "StandInModels",
+    "StreamImage",
+    "ThumbnailEncoder",
+    "image_events",
+    "replay",
+    "synthetic_stream",
+]
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _STAND_IN_CONFIDENCE = 0.95
@@ -68,6 +87,86 @@ class ThumbnailEncoder:
         return latent.tolist(), float(residual @ residual / flat.size)
 
 
+class ImageModels(Protocol):
+    """The encoder and segmenter side of a replay: what the fingerprint and segment steps compute."""
+
+    encoder_version: str
+    model_version: str
+
+    def fingerprints(self, images: Sequence[np.ndarray]) -> list[tuple[list[float], float]]:
+        """(latent, reconstruction error) per image."""
+        ...
+
+    def segmentations(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> list[Segmentation]:
+        """The prediction fields per image (``masks`` are the ground truth, for stand-ins only)."""
+        ...
+
+
+class StandInModels:
+    """:class:`ThumbnailEncoder` and the ground-truth mask as the U-Net's output (see the module doc)."""
+
+    model_version = "v1"
+
+    def __init__(self, encoder: ThumbnailEncoder | None = None) -> None:
+        self.encoder = encoder or ThumbnailEncoder()
+        self.encoder_version = "thumbnail-v1"
+
+    def fingerprints(self, images: Sequence[np.ndarray]) -> list[tuple[list[float], float]]:
+        return [self.encoder(image) for image in images]
+
+    def segmentations(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> list[Segmentation]:
+        out = []
+        for image, mask in zip(images, masks, strict=True):
+            labels = label_instances(mask > 0)
+            out.append(
+                Segmentation(
+                    labels=labels,
+                    objects=[ObjectMeasurement(**row) for row in measure_objects(labels, image)],
+                    foreground_fraction=float(np.count_nonzero(mask)) / mask.size,
+                    mean_confidence=_STAND_IN_CONFIDENCE,
+                    entropy=_STAND_IN_ENTROPY,
+                )
+            )
+        return out
+
+
+class ServedModels:
+    """The served ONNX encoder and U-Net, with the fingerprint and segment steps' computations."""
+
+    def __init__(
+        self, encoder: EncoderRunner, segmenter: SegmenterRunner, *, encoder_version: str, model_version: str
+    ) -> None:
+        self.encoder = encoder
+        self.segmenter = segmenter
+        self.encoder_version = encoder_version
+        self.model_version = model_version
+
+    @classmethod
+    def from_baseline(
+        cls, artifacts_dir: Path = ARTIFACTS_DIR, *, intra_op_threads: int = 1, batch_size: int = 8
+    ) -> ServedModels:
+        """The baseline models a fresh installation serves, verified through a scratch registry."""
+        with tempfile.TemporaryDirectory(prefix="drift-models-") as tmp:
+            registry = Registry(BlobStore(tmp))
+            registry.bootstrap_from_baseline(artifacts_dir)
+            return cls(
+                EncoderRunner(registry.load_verified("encoder"), intra_op_threads=intra_op_threads,
+                              batch_size=batch_size),
+                SegmenterRunner(registry.load_verified("segmenter"), intra_op_threads=intra_op_threads,
+                                batch_size=batch_size),
+                encoder_version=registry.serving("encoder").version,
+                model_version=registry.serving("segmenter").version,
+            )
+
+    def fingerprints(self, images: Sequence[np.ndarray]) -> list[tuple[list[float], float]]:
+        latents, errors = self.encoder.encode(images)
+        return [(latent.tolist(), float(error)) for latent, error in zip(latents, errors, strict=True)]
+
+    def segmentations(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> list[Segmentation]:
+        probabilities = self.segmenter.predict(images)
+        return [segmentation(p, image) for p, image in zip(probabilities, images, strict=True)]
+
+
 @dataclass(frozen=True)
 class StreamImage:
     """One image of a replayed stream: its position and the two events the drift agent sees."""
@@ -79,46 +178,43 @@ class StreamImage:
 
 def image_events(
     image: np.ndarray,
-    mask: np.ndarray,
     *,
     index: int,
-    encoder: ThumbnailEncoder,
+    fingerprint: tuple[list[float], float],
+    prediction: Segmentation,
+    encoder_version: str,
+    model_version: str,
     instrument_id: str = "synthetic",
-    model_version: str = "v1",
-    encoder_version: str = "thumbnail-v1",
 ) -> StreamImage:
-    """The fingerprint and (ground-truth stand-in) prediction events of one image."""
+    """The fingerprint and prediction events of one image, from what the models said about it."""
     image_id = f"{instrument_id}-{index:06d}"
     acquired_at = _EPOCH + timedelta(seconds=index)
-    latent, reconstruction_error = encoder(image)
-    stats = ImageStats(**image_stats(image))
-    fingerprint = FingerprintEvent(
+    latent, reconstruction_error = fingerprint
+    fingerprint_event = FingerprintEvent(
         image_id=image_id,
         instrument_id=instrument_id,
         acquired_at=acquired_at,
         encoder_version=encoder_version,
         latent=latent,
         reconstruction_error=reconstruction_error,
-        stats=stats,
+        stats=ImageStats(**image_stats(image)),
         created_at=acquired_at,
     )
-    instances = label_instances(mask > 0)
-    objects = [ObjectMeasurement(**row) for row in measure_objects(instances, image)]
-    prediction = PredictionEvent(
+    prediction_event = PredictionEvent(
         image_id=image_id,
         instrument_id=instrument_id,
         acquired_at=acquired_at,
         model_version=model_version,
         mask=_NO_BLOB,
-        object_count=len(objects),
-        foreground_fraction=float(np.count_nonzero(mask)) / mask.size,
-        mean_confidence=_STAND_IN_CONFIDENCE,
-        entropy=_STAND_IN_ENTROPY,
+        object_count=len(prediction.objects),
+        foreground_fraction=prediction.foreground_fraction,
+        mean_confidence=prediction.mean_confidence,
+        entropy=prediction.entropy,
         latency_ms=0.0,
-        objects=objects,
+        objects=prediction.objects,
         created_at=acquired_at,
     )
-    return StreamImage(index=index, fingerprint=fingerprint, prediction=prediction)
+    return StreamImage(index=index, fingerprint=fingerprint_event, prediction=prediction_event)
 
 
 def synthetic_stream(
@@ -128,15 +224,33 @@ def synthetic_stream(
     seed: int,
     *,
     start: int = 0,
-    encoder: ThumbnailEncoder | None = None,
+    models: ImageModels | None = None,
     instrument_id: str = "synthetic",
+    batch_size: int = 8,
 ) -> Iterator[StreamImage]:
-    """Images ``start`` .. ``start + count - 1`` of a synthetic instrument following ``schedule``."""
+    """Images ``start`` .. ``start + count - 1`` of a synthetic instrument following ``schedule``.
+
+    Images are drawn in order from one generator, so the stream does not depend on ``batch_size``;
+    the models see ``batch_size`` images per call, as the workers batch them.
+    """
     rng = np.random.default_rng(seed)
-    encoder = encoder or ThumbnailEncoder()
-    for index in range(start, start + count):
-        image, mask = generate(schedule.spec_at(base, index), rng)
-        yield image_events(image, mask, index=index, encoder=encoder, instrument_id=instrument_id)
+    models = models or StandInModels()
+    for first in range(start, start + count, batch_size):
+        indices = range(first, min(first + batch_size, start + count))
+        drawn = [generate(schedule.spec_at(base, index), rng) for index in indices]
+        images = [image for image, _ in drawn]
+        fingerprints = models.fingerprints(images)
+        predictions = models.segmentations(images, [mask for _, mask in drawn])
+        for index, image, fingerprint, prediction in zip(indices, images, fingerprints, predictions, strict=True):
+            yield image_events(
+                image,
+                index=index,
+                fingerprint=fingerprint,
+                prediction=prediction,
+                encoder_version=models.encoder_version,
+                model_version=models.model_version,
+                instrument_id=instrument_id,
+            )
 
 
 @dataclass(frozen=True)

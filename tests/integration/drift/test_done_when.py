@@ -24,7 +24,7 @@ import pytest
 from models.data.drift import DriftSchedule, DriftSpec
 from models.data.synthetic import SyntheticSpec
 from streams.drift import DriftMonitor
-from streams.drift.evaluation import Detection, ThumbnailEncoder, replay, synthetic_stream
+from streams.drift.evaluation import Detection, StandInModels, replay, synthetic_stream
 
 IN_DISTRIBUTION = 300
 WITHIN = 50
@@ -77,7 +77,7 @@ def test_shift_raises_a_drift_event_within_50_images(prefix: Prefix, shift: str)
     monitor = DriftMonitor.from_state(json.loads(prefix.checkpoint))
     schedule = DriftSchedule.from_pairs([(IN_DISTRIBUTION, DriftSpec(shift, severity))])
     spec = SyntheticSpec(size=(prefix.size, prefix.size))
-    shifted = synthetic_stream(spec, schedule, WITHIN, seed=seed, start=IN_DISTRIBUTION, encoder=ThumbnailEncoder())
+    shifted = synthetic_stream(spec, schedule, WITHIN, seed=seed, start=IN_DISTRIBUTION, models=StandInModels())
     first: list[Detection] = []
     for item in shifted:
         first = replay(monitor, [item])
