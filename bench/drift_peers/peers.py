@@ -45,8 +45,9 @@ def robust_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class Embedding:
     """The vector the multivariate peers see per image: the encoder latent, and optionally the signals
-    as robust z-scores against the reference (missing values at 0). The stand-in encoder normalises
-    each thumbnail, so the latent alone cannot see gain, exposure or blur."""
+    as robust z-scores against the reference (missing values at 0). The encoder sees each image
+    after the serving preprocessing (per-image percentile normalisation, resized to its 64 x 64
+    input), so the latent alone hardly sees gain or exposure, and little of blur or noise."""
 
     def __init__(self, use_signals: bool) -> None:
         self.use_signals = use_signals
