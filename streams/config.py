@@ -87,8 +87,6 @@ class StreamsConfig(BaseModel):
     sink_backoff_s: float = Field(default=0.5, gt=0)
     sink_max_backoff_s: float = Field(default=30.0, gt=0)
 
-    #: Drift state is checkpointed after this many observations per instrument (and on stop).
-    drift_checkpoint_every: int = Field(default=50, ge=1)
     retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
 
     #: Messages buffered per agent stream before Faust stops fetching (bounds memory).
