@@ -36,6 +36,8 @@ class Topic:
     key: str
     description: str
     config: dict[str, str] = field(default_factory=dict)
+    #: The one event type the topic carries; consumers decode with it as ``expected``.
+    event: type[Event] | None = None
 
     @property
     def dlq(self) -> str:
@@ -53,21 +55,25 @@ TOPICS: dict[str, Topic] = {
     t.name: t
     for t in (
         Topic("images.raw", 6, "instrument_id", "ImageEvent: pixels inline or a claim-check reference",
-              {"retention.ms": _WEEK_MS, "max.message.bytes": str(8 * 1024 * 1024)}),
+              {"retention.ms": _WEEK_MS, "max.message.bytes": str(8 * 1024 * 1024)}, ImageEvent),
         Topic("labels", 3, "instrument_id", "LabelEvent: an annotator's mask for an image",
-              {"max.message.bytes": str(8 * 1024 * 1024)}),
-        Topic("images.fingerprints", 6, "instrument_id", "FingerprintEvent: encoder latent and image statistics"),
+              {"max.message.bytes": str(8 * 1024 * 1024)}, LabelEvent),
+        Topic("images.fingerprints", 6, "instrument_id", "FingerprintEvent: encoder latent and image statistics",
+              event=FingerprintEvent),
         Topic("predictions", 6, "instrument_id", "PredictionEvent: mask reference, objects, confidence",
-              {"retention.ms": str(2 * 24 * 3600 * 1000)}),
-        Topic("drift.events", 3, "instrument_id", "DriftEvent: a detector fired on a signal"),
-        Topic("retrain.requests", 1, "idempotency_key", "RetrainRequest: what to train on and why"),
-        Topic("training.runs", 1, "run_id", "TrainingRunEvent: every run of the trainer, failed ones too"),
+              {"retention.ms": str(2 * 24 * 3600 * 1000)}, PredictionEvent),
+        Topic("drift.events", 3, "instrument_id", "DriftEvent: a detector fired on a signal", event=DriftEvent),
+        Topic("retrain.requests", 1, "idempotency_key", "RetrainRequest: what to train on and why",
+              event=RetrainRequest),
+        Topic("training.runs", 1, "run_id", "TrainingRunEvent: every run of the trainer, failed ones too",
+              event=TrainingRunEvent),
         Topic("models.published", 1, "kind", "ModelPublished: a candidate, promoted or rejected",
-              {"cleanup.policy": "compact"}),
+              {"cleanup.policy": "compact"}, ModelPublished),
     )
 }
 TOPICS.update({
-    dlq_name(t.name): Topic(dlq_name(t.name), 1, "source key", f"dead letters of {t.name}")
+    dlq_name(t.name): Topic(dlq_name(t.name), 1, "source key", f"dead letters of {t.name}",
+                             event=DeadLetter)
     for t in list(TOPICS.values())
 })
 
@@ -80,18 +86,6 @@ def topic(name: str) -> Topic:
         raise KeyError(f"unknown topic {name!r}; known: {', '.join(sorted(TOPICS))}") from None
 
 
-_EVENT_TYPES: dict[str, type[Event]] = {
-    "images.raw": ImageEvent,
-    "labels": LabelEvent,
-    "images.fingerprints": FingerprintEvent,
-    "predictions": PredictionEvent,
-    "drift.events": DriftEvent,
-    "retrain.requests": RetrainRequest,
-    "training.runs": TrainingRunEvent,
-    "models.published": ModelPublished,
-}
-
-
 def event_type(name: str) -> type[Event] | None:
     """The event a registry topic carries (None for a topic outside the registry).
 
@@ -101,6 +95,5 @@ def event_type(name: str) -> type[Event] | None:
     >>> event_type("labels").__name__, event_type("labels.dlq").__name__, event_type("elsewhere")
     ('LabelEvent', 'DeadLetter', None)
     """
-    if name.endswith(DLQ_SUFFIX) and name in TOPICS:
-        return DeadLetter
-    return _EVENT_TYPES.get(name)
+    registered = TOPICS.get(name)
+    return registered.event if registered is not None else None
