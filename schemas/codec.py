@@ -158,8 +158,9 @@ def _read_binary(cls: type[Event], name: str, desc: Any, payload: memoryview) ->
         raise SchemaError(name, f"binary descriptor incomplete: {exc}") from exc
     if offset < 0 or length < 0 or offset + length > len(payload):
         raise SchemaError(name, f"truncated: needs bytes {offset}..{offset + length}, payload has {len(payload)}")
-    expected_size = _expected_size(name, desc) if kind == "array" else _MAX_BYTES_FIELD
+    expected_size = _MAX_BYTES_FIELD
     if kind == "array":
+        expected_size = _expected_size(name, desc)
         try:  # the event's own limits, on the declared shape: nothing decompressed yet
             cls.check_array_shape(name, desc["shape"])
         except ValueError as exc:

@@ -6,8 +6,9 @@ overloaded; pause, wait ``retry_after`` seconds, retry the same batch) and every
 
 Refused credentials are a :class:`StoreUnavailable` too (:class:`StoreAuthenticationError`): the
 batch is not at fault, so a sink whose password was rotated under it pauses and keeps its records
-instead of dead-lettering every one; the server rereads users.xml, so fixing it there resumes the
-sink. The message names the user, never the password.
+instead of dead-lettering every one; once the credentials are fixed (and the worker restarted, since
+ClickHouse 18.16 was not seen to reread users.xml) it resumes. The message names the user, never
+the password.
 """
 
 from __future__ import annotations
