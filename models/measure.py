@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import peak_local_max
 from skimage.measure import regionprops_table
-from skimage.segmentation import watershed as skimage_watershed
+
+from models.split import split_touching
 
 __all__ = ["MEASUREMENT_KEYS", "label_instances", "measure_objects"]
 
@@ -51,11 +51,7 @@ def label_instances(
         raise ValueError(f"label_instances expects a 2-D mask, got shape {foreground.shape}")
     components, count = ndimage.label(foreground)
     if watershed and count:
-        distance = ndimage.distance_transform_edt(foreground)
-        peaks = peak_local_max(distance, min_distance=min_distance, labels=components, exclude_border=False)
-        markers = np.zeros(foreground.shape, dtype=np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
-        components = skimage_watershed(-distance, markers, mask=foreground)
+        components = split_touching(foreground, components, min_distance)
     labels = np.asarray(components, dtype=np.int32)
     if min_area > 0 and labels.any():
         sizes = np.bincount(labels.ravel())
