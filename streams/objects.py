@@ -31,26 +31,25 @@ _FOUR = ((-1, 0), (1, 0), (0, -1), (0, 1))
 _DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
-def _shift(padded: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """The neighbour at (dy, dx) of every pixel of the unpadded image (``padded`` has a 1-pixel rim)."""
-    height, width = padded.shape[0] - 2, padded.shape[1] - 2
-    return padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
-
-
-def _perimeters(labels: np.ndarray, count: int) -> np.ndarray:
-    padded = np.pad(labels, 1)
-    inside = labels > 0
-    interior = inside.copy()
+def _perimeters(labels: np.ndarray, pixels: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Per-object 4-connected perimeters, looking only at the foreground ``pixels`` (flat indices)."""
+    width = labels.shape[1] + 2
+    padded = np.pad(labels, 1).ravel()
+    rows, cols = np.divmod(pixels, labels.shape[1])
+    at = (rows + 1) * width + cols + 1  # the pixels' indices in the padded image
+    interior = np.ones(at.size, dtype=bool)
     for dy, dx in _FOUR:
-        interior &= _shift(padded, dy, dx) == labels
-    border = inside & ~interior
-    padded_border = np.pad(border, 1)
-    code = border.astype(np.int32)
+        interior &= padded[at + dy * width + dx] == owner
+    border_at, border_owner = at[~interior], owner[~interior]
+    is_border = np.zeros(padded.size, dtype=bool)
+    is_border[border_at] = True
+    code = np.ones(border_at.size, dtype=np.int32)
     for weight, offsets in ((2, _FOUR), (10, _DIAGONAL)):
         for dy, dx in offsets:
-            code += weight * (_shift(padded_border, dy, dx) & (_shift(padded, dy, dx) == labels))
-    weights = _PERIMETER_WEIGHTS[code[border]]
-    return np.bincount(labels[border], weights=weights, minlength=count + 1)[1:]
+            neighbour = border_at + dy * width + dx
+            code += weight * (is_border[neighbour] & (padded[neighbour] == border_owner))
+    weights = _PERIMETER_WEIGHTS[code]
+    return np.bincount(border_owner, weights=weights, minlength=count + 1)[1:]
 
 
 def measure_objects(labels: np.ndarray, image: np.ndarray) -> list[dict[str, Any]]:
@@ -64,12 +63,13 @@ def measure_objects(labels: np.ndarray, image: np.ndarray) -> list[dict[str, Any
     count = int(labels.max(initial=0))
     if count == 0:
         return []
-    flat = labels.ravel()
-    grid_rows, grid_cols = np.indices(labels.shape, dtype=np.float64)
-    rows, cols = grid_rows.ravel(), grid_cols.ravel()
+    # Only foreground pixels count; they are summed in the same (raster) order as over the whole image.
+    pixels = np.flatnonzero(labels)
+    owner = labels.ravel()[pixels]
+    rows, cols = (axis.astype(np.float64) for axis in np.divmod(pixels, labels.shape[1]))
 
     def per_object(weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(flat, weights=weights, minlength=count + 1)[1:].astype(np.float64)
+        return np.bincount(owner, weights=weights, minlength=count + 1)[1:].astype(np.float64)
 
     area = per_object()
     present = area > 0
@@ -83,8 +83,8 @@ def measure_objects(labels: np.ndarray, image: np.ndarray) -> list[dict[str, Any
     half_trace, spread = (a + d) / 2, np.sqrt(((a - d) / 2) ** 2 + b**2)
     l1, l2 = np.maximum(half_trace + spread, 0), np.maximum(half_trace - spread, 0)
     eccentricity = np.where(l1 > 0, np.sqrt(np.clip(1 - l2 / np.where(l1 > 0, l1, 1), 0, 1)), 0.0)
-    mean_intensity = per_object(intensity.ravel().astype(np.float64)) / safe_area
-    perimeter = _perimeters(labels, count)
+    mean_intensity = per_object(intensity.ravel()[pixels].astype(np.float64)) / safe_area
+    perimeter = _perimeters(labels, pixels, owner, count)
     return [
         {
             "label": label,
