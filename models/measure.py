@@ -88,7 +88,7 @@ def measure_objects(labels: np.ndarray, image: np.ndarray) -> list[dict[str, Any
 
 
 def _sequential(labels: np.ndarray) -> np.ndarray:
-    present = np.unique(labels)
+    present = np.flatnonzero(np.bincount(labels.ravel()))  # sorted like np.unique, without the sort
     present = present[present > 0]
     if present.size == 0 or present[-1] == present.size:
         return labels
