@@ -4,7 +4,7 @@ Same results as :func:`models.measure.measure_objects` (scikit-image ``regionpro
 4-connected perimeter, eccentricity of the second-moment ellipse, mean intensity, centroid), which
 the tests check on touching synthetic nuclei. ``regionprops`` computes each object in Python, so on a
 serving worker with ~30 nuclei per 256x256 image it costs more than the U-Net itself and holds the
-GIL while doing so; here everything is a handful of ``bincount`` calls over the whole image.
+GIL while doing so; here everything is a handful of ``bincount`` calls over the foreground pixels.
 
 >>> import numpy as np
 >>> labels = np.zeros((8, 8), dtype=np.int32); labels[1:4, 1:4] = 1; labels[5:7, 5:8] = 2
