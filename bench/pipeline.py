@@ -16,7 +16,9 @@ One run does, in order:
 6. counts CPU time (user + system, all threads) per image in the bare run and in the worker
    processes during the throughput phase: on a machine whose cores are all busy the throughput ratio
    is about their inverse ratio (``cpu_ratio``), which holds steady when other processes share the
-   cores and skew the two timed phases differently.
+   cores and skew the two timed phases differently. The worker's counters page splits its CPU
+   time by thread group (each agent's executor, the event loop, the process with chDB's native
+   threads): ``cpu_ms_per_image_by_thread``.
 
 ``--workers N`` (N > 1) runs N ``fingerprint,segment,drift`` workers in one consumer group plus one
 ``sink,retrain`` worker (the embedded store has one owner): the way to use more cores than one
@@ -156,12 +158,16 @@ class Bench:
         with urllib.request.urlopen(url, timeout=30) as response:
             return list(json.loads(response.read())["rows"])
 
-    def counters(self) -> dict[str, Any]:
-        """The worker's per-agent counters (batch sizes, step latency) after the throughput phase."""
+    def snapshot(self) -> dict[str, Any]:
+        """The counters page of the worker serving queries: per-agent counters, CPU seconds per thread group."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/driftscope/counters/", timeout=30) as response:
-            agents = json.loads(response.read())["agents"]
+            return dict(json.loads(response.read()))
+
+    @staticmethod
+    def agents(snapshot: dict[str, Any]) -> dict[str, Any]:
+        """Per-agent batch sizes, step latency and retries."""
         keys = ("processed", "batch_size_mean", "latency_ms_p50", "latency_ms_p99", "retries")
-        return {name: {k: agent[k] for k in keys} for name, agent in agents.items()}
+        return {name: {k: agent[k] for k in keys} for name, agent in snapshot["agents"].items()}
 
     def count(self, prefix: str) -> int:
         return int(self.query(f"SELECT count() AS n FROM predictions WHERE image_id LIKE '{prefix}-%'")[0]["n"])
@@ -216,6 +222,9 @@ def main() -> None:
           f"{result['worker_cpu_ms_per_image']:.1f} ms, cpu_ratio {result['cpu_ratio']:.3f} (what the throughput ratio "
           f"tends to when every core is busy; it is steadier when other work shares the machine)")
     print(f"latency at {args.load:.0%} load: p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms")
+    by_thread = result["cpu_ms_per_image_by_thread"]
+    print("CPU ms per image by thread group of the worker serving queries: " + ", ".join(
+        f"{group} {ms:.1f}" for group, ms in sorted(by_thread.items(), key=lambda item: -item[1])))
     print(f"worker peak RSS: {result['peak_rss_mib']:.0f} MiB (all processes: "
           f"{result['peak_rss_mib_all_workers']:.0f} MiB); counters of the worker serving queries:")
     for name, agent in result["agents"].items():
@@ -293,6 +302,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             records = frames(pool, "tp", args.images)
             pids = [worker.pid for worker in workers if worker.pid is not None]
             cpu = sum(_cpu_seconds(pid) for pid in pids)
+            threads_before = bench.snapshot()["cpu_s"]
             started = time.perf_counter()
             for _, key, value in records:
                 producer.produce("images.raw", key=key, value=value)
@@ -301,7 +311,12 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             finished = bench.wait_count("tp", args.images, timeout=600)
             throughput = args.images / (finished - started)
             worker_cpu_ms = (sum(_cpu_seconds(pid) for pid in pids) - cpu) * 1000 / args.images
-            agents = bench.counters()
+            after = bench.snapshot()
+            agents = bench.agents(after)
+            by_thread = {
+                group: (seconds - threads_before.get(group, 0.0)) * 1000 / args.images
+                for group, seconds in after["cpu_s"].items()
+            }
 
             latencies = paced_latencies(
                 bench, producer, frames(pool, "lat", args.latency_images), rate=args.load * throughput
@@ -330,6 +345,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "bare_threads": args.bare_threads,
         "agents": agents,
+        "cpu_ms_per_image_by_thread": by_thread,
     }
 
 

@@ -1,8 +1,12 @@
-"""Per-agent counters: processed, failed, dead-lettered, batch sizes, latency.
+"""Per-agent counters: processed, failed, dead-lettered, batch sizes, latency; CPU time per thread group.
 
 Kept in memory, bounded (latency percentiles come from a fixed-size window of recent values), and
 exported as a JSON-ready snapshot that the worker serves on its loopback web page and writes to
 its status file, where ``driftscope status`` reads it.
+
+The snapshot also holds the CPU seconds spent so far by each group of the worker's threads (the
+``ds-<name>_<i>`` executor threads of each agent or resource, the event loop, the rest of the
+process): two snapshots an interval apart tell where a worker's cores go, without a profiler.
 
 >>> board = CounterBoard()
 >>> c = board.agent("segment")
@@ -14,6 +18,8 @@ its status file, where ``driftscope status`` reads it.
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -22,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AgentCounters", "CounterBoard"]
+__all__ = ["AgentCounters", "CounterBoard", "thread_cpu_seconds"]
 
 _WINDOW = 2048
+#: Executor threads are named ``ds-<name>_<i>`` (``streams.app``); their group is ``<name>``.
+_EXECUTOR_THREAD = re.compile(r"^ds-(?P<group>.+)_\d+$")
 
 
 @dataclass
@@ -91,4 +99,32 @@ class CounterBoard:
             "started_at": self.started_at,
             "updated_at": time.time(),
             "agents": {name: counters.snapshot() for name, counters in sorted(self._agents.items())},
+            "cpu_s": thread_cpu_seconds(),
         }
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) so far of each thread group, and of the whole ``process``.
+
+    Groups: each executor's name, ``event_loop`` (the main thread, where Faust runs), and
+    ``other_threads`` (Python threads of libraries). ``process`` also counts native threads
+    (chDB's pools, onnxruntime's if it has any), so it is at least the sum of the groups.
+    """
+    groups: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            seconds = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (OSError, AttributeError):  # the thread has just ended, or the platform has no such clock
+            continue
+        match = _EXECUTOR_THREAD.match(thread.name)
+        if match:
+            group = match["group"]
+        elif thread is threading.main_thread():
+            group = "event_loop"
+        else:
+            group = "other_threads"
+        groups[group] = groups.get(group, 0.0) + seconds
+    groups["process"] = time.process_time()
+    return groups
