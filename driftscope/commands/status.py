@@ -166,18 +166,21 @@ def _print_workers(workers: list[dict[str, Any]]) -> None:
     if not workers:
         stdout.print("no running worker has written a status file")
         return
-    table = Table("worker", "agent", "processed", "failed", "dead-lettered", "p50 ms", "p99 ms", "last error",
-                  title="workers")
+    table = Table("worker", "agent", "processed", "failed", "dead-lettered", "p50 ms", "p99 ms", "CPU s",
+                  "last error", title="workers")
     for worker in workers:
         models = ", ".join(f"{kind} {version}" for kind, version in (worker.get("models") or {}).items())
+        cpu = dict(worker.get("cpu_s") or {})
         table.add_row(f"{worker.get('worker')} (pid {worker.get('pid')})", f"serving: {models or '-'}", "", "", "", "",
-                      "", "")
+                      "", _number(cpu.pop("process", None)), "")
         for agent, counters in (worker.get("agents") or {}).items():
             if not isinstance(counters, dict):
                 continue
             table.add_row("", agent, *(_number(counters.get(k)) for k in (
                 "processed", "failed", "dead_lettered", "latency_ms_p50", "latency_ms_p99")),
-                str(counters.get("last_error") or ""))
+                _number(cpu.pop(agent, None)), str(counters.get("last_error") or ""))
+        for group, seconds in cpu.items():  # threads not named after an agent: the store, the event loop
+            table.add_row("", f"({group} threads)", "", "", "", "", "", _number(seconds), "")
     stdout.print(table)
 
 

@@ -68,6 +68,9 @@ def test_simulate_then_query_and_status_through_the_worker(broker: str, tmp_path
         assert shown["store_error"] is None
         [worker_status] = shown["workers"]
         assert worker_status["models"]["segmenter"]
+        assert worker_status["cpu_s"]["segment"] > 0 and worker_status["cpu_s"]["process"] > 0
+        table = _cli(home, {**env, "COLUMNS": "200"}, "status")
+        assert table.returncode == 0 and "event_loop" in table.stdout and "CPU s" in table.stdout, table.stdout
         assert any(row["topic"] == "images.raw" for row in shown["lag"])
     finally:
         worker.stop()
