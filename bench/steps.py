@@ -1,0 +1,112 @@
+"""CPU time per image of each piece of the fingerprint and segment steps, one thread, no streaming.
+
+Where ``bench/pipeline.py`` says how much CPU the worker spends per image and in which threads,
+this says what inside the two image steps costs it: the functions the steps call, on the same
+synthetic images, each timed on its own with onnxruntime on one thread (as in the worker). The sum
+is what the worker would spend without Kafka, Faust, the sink and the drift agent.
+
+    .venv/bin/python -m bench.steps
+    .venv/bin/python -m bench.steps --size 512 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from models.data.synthetic import SyntheticSpec, generate_batch
+from models.imagestats import image_stats
+from models.registry import ARTIFACTS_DIR, Registry
+from models.runners import EncoderRunner, SegmenterRunner, encoder_input, instances_from_probability
+from schemas.blobstore import BlobStore
+from schemas.claimcheck import array_to_blob, image_event
+from schemas.codec import decode, encode
+from schemas.events import utcnow
+from streams.objects import measure_objects
+from streams.segment import mean_confidence, mean_entropy
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=256, help="image side in pixels")
+    parser.add_argument("--images", type=int, default=16, help="distinct synthetic images")
+    parser.add_argument("--repeats", type=int, default=5, help="passes over the images per piece")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per onnxruntime call")
+    parser.add_argument("--artifacts", type=Path, default=ARTIFACTS_DIR, help="baseline models")
+    parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    return parser.parse_args()
+
+
+def cpu_ms_per_image(run: Callable[[], object], images: int, repeats: int) -> float:
+    """Process CPU time of ``run`` (which handles ``images`` images) per image, after a warm-up call."""
+    run()
+    started = time.process_time()
+    for _ in range(repeats):
+        run()
+    return (time.process_time() - started) * 1000 / (repeats * images)
+
+
+def measure(args: argparse.Namespace, home: Path) -> dict[str, float]:
+    registry = Registry(BlobStore(str(home / "registry")))
+    registry.bootstrap_from_baseline(args.artifacts)
+    encoder = EncoderRunner(registry.load_verified("encoder"), batch_size=args.batch_size)
+    segmenter = SegmenterRunner(registry.load_verified("segmenter"), batch_size=args.batch_size)
+    blobs = BlobStore(str(home / "blobs"))
+    pool, _ = generate_batch(SyntheticSpec(size=(args.size, args.size)), args.images, 0)
+    images = list(pool)
+    batches = [images[i:i + args.batch_size] for i in range(0, len(images), args.batch_size)]
+    frames = [encode(image_event(image, store=None, image_id=f"bench-{i}", instrument_id="bench",
+                                 acquired_at=utcnow())) for i, image in enumerate(images)]
+    probabilities = [p for batch in batches for p in segmenter.predict(batch)]
+    labels = [instances_from_probability(p) for p in probabilities]
+
+    def each(step: Callable[..., object], *columns: list[np.ndarray] | list[bytes]) -> Callable[[], object]:
+        return lambda: [step(*row) for row in zip(*columns, strict=True)]
+
+    n, repeats = len(images), args.repeats
+    return {
+        "decode": cpu_ms_per_image(each(decode, frames), n, repeats),
+        "encoder_resize": cpu_ms_per_image(
+            each(lambda image: encoder_input(image, encoder.in_channels, encoder.input_size), images), n, repeats),
+        "encoder_with_resize": cpu_ms_per_image(lambda: [encoder.encode(b) for b in batches], n, repeats),
+        "image_stats": cpu_ms_per_image(each(image_stats, images), n, repeats),
+        "image_archive": cpu_ms_per_image(
+            each(lambda image: array_to_blob(image, blobs, prefix="images"), images), n, repeats),
+        "unet_with_preprocessing": cpu_ms_per_image(lambda: [segmenter.predict(b) for b in batches], n, repeats),
+        "split": cpu_ms_per_image(each(instances_from_probability, probabilities), n, repeats),
+        "measurements": cpu_ms_per_image(each(measure_objects, labels, images), n, repeats),
+        "uncertainty": cpu_ms_per_image(
+            each(lambda p: (mean_confidence(p), mean_entropy(p)), probabilities), n, repeats),
+        "mask_write": cpu_ms_per_image(
+            each(lambda mask: array_to_blob(mask.astype(np.uint16), blobs, prefix="masks"), labels), n, repeats),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="ds-steps-") as home:
+        pieces = measure(args, Path(home))
+    result = {
+        "size": args.size,
+        "cpu_ms_per_image": pieces,
+        "total": sum(pieces.values()) - pieces["encoder_resize"],  # the resize is inside encoder_with_resize
+        "encoder_and_unet": pieces["encoder_with_resize"] + pieces["unet_with_preprocessing"],
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"CPU ms per image, {args.size}x{args.size}, one thread (encoder_with_resize includes encoder_resize):")
+    for name, ms in pieces.items():
+        print(f"  {name:26s} {ms:8.2f}")
+    print(f"  {'all pieces':26s} {result['total']:8.2f}  (encoder + U-Net with their preprocessing: "
+          f"{result['encoder_and_unet']:.2f})")
+
+
+if __name__ == "__main__":
+    main()
