@@ -22,12 +22,13 @@ import numpy as np
 
 from models.data.synthetic import SyntheticSpec, generate_batch
 from models.imagestats import image_stats
-from models.registry import ARTIFACTS_DIR, Registry
-from models.runners import EncoderRunner, SegmenterRunner, encoder_input, instances_from_probability
+from models.registry import ARTIFACTS_DIR
+from models.runners import encoder_input, instances_from_probability
 from schemas.blobstore import BlobStore
 from schemas.claimcheck import array_to_blob, image_event
 from schemas.codec import decode, encode
 from schemas.events import utcnow
+from streams.drift.evaluation import ServedModels
 from streams.objects import measure_objects
 from streams.segment import mean_confidence, mean_entropy
 
@@ -53,10 +54,8 @@ def cpu_ms_per_image(run: Callable[[], object], images: int, repeats: int) -> fl
 
 
 def measure(args: argparse.Namespace, home: Path) -> dict[str, float]:
-    registry = Registry(BlobStore(str(home / "registry")))
-    registry.bootstrap_from_baseline(args.artifacts)
-    encoder = EncoderRunner(registry.load_verified("encoder"), batch_size=args.batch_size)
-    segmenter = SegmenterRunner(registry.load_verified("segmenter"), batch_size=args.batch_size)
+    served = ServedModels.from_baseline(args.artifacts, batch_size=args.batch_size)
+    encoder, segmenter = served.encoder, served.segmenter
     blobs = BlobStore(str(home / "blobs"))
     pool, _ = generate_batch(SyntheticSpec(size=(args.size, args.size)), args.images, 0)
     images = list(pool)
