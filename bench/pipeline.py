@@ -88,11 +88,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def bare_throughput(
-    registry: Registry, pool: np.ndarray, n: int, threads: int, batch_size: int
+    encoder: EncoderRunner, segmenter: SegmenterRunner, pool: np.ndarray, n: int
 ) -> tuple[float, float]:
-    """Images/s of encoder + segmenter alone, on batches and calls like the worker's, and CPU ms per image."""
-    encoder = EncoderRunner(registry.load_verified("encoder"), intra_op_threads=threads, batch_size=batch_size)
-    segmenter = SegmenterRunner(registry.load_verified("segmenter"), intra_op_threads=threads, batch_size=batch_size)
+    """Images/s of encoder + segmenter alone, on batches and calls like the worker's, and CPU ms per image.
+
+    Batches are the segmenter's batch size; give the runners every core (``intra_op_threads``).
+    """
+    batch_size = segmenter.batch_size
     batches = [list(pool[(i % len(pool)) : (i % len(pool)) + batch_size]) for i in range(0, n, batch_size)]
     # The segment step caps the pixels per onnxruntime call (large images go through in smaller calls).
     per_call = max(1, StreamsConfig.model_fields["segment_pixel_budget"].default // pool[0].size)
@@ -237,7 +239,13 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     registry = Registry(BlobStore(blob_url))
     registry.bootstrap_from_baseline(args.artifacts)
     pool, _ = generate_batch(SyntheticSpec(size=(args.size, args.size)), _POOL, 0)
-    bare, bare_cpu_ms = bare_throughput(registry, pool, max(64, args.images // 2), args.bare_threads, args.batch_size)
+    bare, bare_cpu_ms = bare_throughput(
+        EncoderRunner(registry.load_verified("encoder"), intra_op_threads=args.bare_threads,
+                      batch_size=args.batch_size),
+        SegmenterRunner(registry.load_verified("segmenter"), intra_op_threads=args.bare_threads,
+                        batch_size=args.batch_size),
+        pool, max(64, args.images // 2),
+    )
 
     bench = Bench(args, home)
     with TansuBroker(home / "tansu") as broker:

@@ -5,6 +5,12 @@ this says what inside the two image steps costs it: the functions the steps call
 synthetic images, each timed on its own with onnxruntime on one thread (as in the worker). The sum
 is what the worker would spend without Kafka, Faust, the sink and the drift agent.
 
+It then runs the two steps themselves (``Segmenter.process``, ``Fingerprinter.process``) on batches
+of encoded image records, with the worker's actors on threads (``--concurrency`` segment actors and
+the fingerprint actors that go with them) and nothing else: no broker, no Faust, no sink, no drift
+agent. Their images/s next to bare onnxruntime in the same run (``bench/pipeline.py``'s bare run) is
+the ceiling of the pipeline's ratio on this machine, since streaming only adds CPU on top.
+
     .venv/bin/python -m bench.steps
     .venv/bin/python -m bench.steps --size 512 --json
 """
@@ -13,13 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from bench.pipeline import bare_throughput
 from models.data.synthetic import SyntheticSpec, generate_batch
 from models.imagestats import image_stats
 from models.registry import ARTIFACTS_DIR
@@ -28,9 +37,13 @@ from schemas.blobstore import BlobStore
 from schemas.claimcheck import array_to_blob, image_event
 from schemas.codec import decode, encode
 from schemas.events import utcnow
+from streams.config import default_fingerprint_actors
 from streams.drift.evaluation import ServedModels
+from streams.fingerprint import Fingerprinter
+from streams.messages import RawMessage
 from streams.objects import measure_objects
-from streams.segment import mean_confidence, mean_entropy
+from streams.segment import Segmenter, mean_confidence, mean_entropy
+from streams.serving import ModelSlot
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,6 +52,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=16, help="distinct synthetic images")
     parser.add_argument("--repeats", type=int, default=5, help="passes over the images per piece")
     parser.add_argument("--batch-size", type=int, default=8, help="images per onnxruntime call")
+    parser.add_argument("--concurrency", type=int, default=2, help="segment actors of the steps-alone run")
+    parser.add_argument("--throughput-images", type=int, default=400,
+                        help="images of the steps-alone and bare runs (0 skips them)")
     parser.add_argument("--artifacts", type=Path, default=ARTIFACTS_DIR, help="baseline models")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     return parser.parse_args()
@@ -53,15 +69,21 @@ def cpu_ms_per_image(run: Callable[[], object], images: int, repeats: int) -> fl
     return (time.process_time() - started) * 1000 / (repeats * images)
 
 
+def image_records(size: int, count: int) -> tuple[list[np.ndarray], list[bytes]]:
+    """``count`` synthetic images and their encoded ``images.raw`` records (pixels inline)."""
+    pool, _ = generate_batch(SyntheticSpec(size=(size, size)), count, 0)
+    images = list(pool)
+    frames = [encode(image_event(image, store=None, image_id=f"bench-{i}", instrument_id="bench",
+                                 acquired_at=utcnow())) for i, image in enumerate(images)]
+    return images, frames
+
+
 def measure(args: argparse.Namespace, home: Path) -> dict[str, float]:
     served = ServedModels.from_baseline(args.artifacts, batch_size=args.batch_size)
     encoder, segmenter = served.encoder, served.segmenter
     blobs = BlobStore(str(home / "blobs"))
-    pool, _ = generate_batch(SyntheticSpec(size=(args.size, args.size)), args.images, 0)
-    images = list(pool)
+    images, frames = image_records(args.size, args.images)
     batches = [images[i:i + args.batch_size] for i in range(0, len(images), args.batch_size)]
-    frames = [encode(image_event(image, store=None, image_id=f"bench-{i}", instrument_id="bench",
-                                 acquired_at=utcnow())) for i, image in enumerate(images)]
     probabilities = [p for batch in batches for p in segmenter.predict(batch)]
     labels = [instances_from_probability(p) for p in probabilities]
 
@@ -87,15 +109,52 @@ def measure(args: argparse.Namespace, home: Path) -> dict[str, float]:
     }
 
 
+def steps_alone(args: argparse.Namespace, home: Path) -> dict[str, float]:
+    """Images/s of the two image steps with the worker's actors and nothing else, next to bare onnxruntime."""
+    images, frames = image_records(args.size, args.images)
+    every_core = ServedModels.from_baseline(args.artifacts, intra_op_threads=os.cpu_count() or 1,
+                                            batch_size=args.batch_size)
+    bare, bare_cpu_ms = bare_throughput(every_core.encoder, every_core.segmenter, np.stack(images),
+                                        args.throughput_images)
+    served = ServedModels.from_baseline(args.artifacts, batch_size=args.batch_size)
+    blobs = BlobStore(str(home / "alone"))
+    segmenter = Segmenter(ModelSlot(served.segmenter, served.model_version), blobs)
+    fingerprinter = Fingerprinter(ModelSlot(served.encoder, served.encoder_version), blobs)
+    records = [RawMessage("images.raw", 0, i, None, frames[i % len(frames)]) for i in range(args.throughput_images)]
+    batches = [records[i:i + args.batch_size] for i in range(0, len(records), args.batch_size)]
+    segmenter.process(batches[0])  # warm-up: first runs allocate and optimise
+    fingerprinter.process(batches[0])
+    fingerprint_actors = default_fingerprint_actors(args.concurrency)
+    started, cpu = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(args.concurrency) as segment_actors, ThreadPoolExecutor(fingerprint_actors) as fingerprint:
+        futures = [actors.submit(step, batch) for batch in batches
+                   for actors, step in ((segment_actors, segmenter.process), (fingerprint, fingerprinter.process))]
+        processed = sum(future.result().processed for future in futures)
+    wall, cpu_ms = time.perf_counter() - started, (time.process_time() - cpu) * 1000 / len(records)
+    if processed != 2 * len(records):
+        raise RuntimeError(f"the steps processed {processed} of {2 * len(records)} records")
+    return {
+        "images_per_s": len(records) / wall,
+        "bare_images_per_s": bare,
+        "ratio": len(records) / wall / bare,
+        "cpu_ms_per_image": cpu_ms,
+        "bare_cpu_ms_per_image": bare_cpu_ms,
+        "segment_actors": args.concurrency,
+        "fingerprint_actors": fingerprint_actors,
+    }
+
+
 def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="ds-steps-") as home:
         pieces = measure(args, Path(home))
-    result = {
+        alone = steps_alone(args, Path(home)) if args.throughput_images > 0 else None
+    result: dict[str, object] = {
         "size": args.size,
         "cpu_ms_per_image": pieces,
         "total": sum(pieces.values()) - pieces["encoder_resize"],  # the resize is inside encoder_with_resize
         "encoder_and_unet": pieces["encoder_with_resize"] + pieces["unet_with_preprocessing"],
+        "steps_alone": alone,
     }
     if args.json:
         print(json.dumps(result))
@@ -105,6 +164,12 @@ def main() -> None:
         print(f"  {name:26s} {ms:8.2f}")
     print(f"  {'all pieces':26s} {result['total']:8.2f}  (encoder + U-Net with their preprocessing: "
           f"{result['encoder_and_unet']:.2f})")
+    if alone is not None:
+        print(f"steps alone ({alone['segment_actors']} segment + {alone['fingerprint_actors']} fingerprint actors, "
+              f"no streaming): {alone['images_per_s']:.1f} images/s, {alone['cpu_ms_per_image']:.1f} CPU ms/image")
+        print(f"bare onnxruntime, same run: {alone['bare_images_per_s']:.1f} images/s, "
+              f"{alone['bare_cpu_ms_per_image']:.1f} CPU ms/image")
+        print(f"ratio {alone['ratio']:.2f}: the most the streaming pipeline's ratio can reach here")
 
 
 if __name__ == "__main__":

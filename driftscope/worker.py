@@ -31,6 +31,7 @@ class WorkerOptions:
 
     agents: frozenset[AgentName] = frozenset(AGENT_NAMES)
     concurrency: int = 2
+    fingerprint_concurrency: int | None = None
     intra_op_threads: int = 1
     image_batch_size: int = 8
     image_batch_ms: float = 50.0
@@ -72,6 +73,7 @@ def streams_config(settings: Settings, options: WorkerOptions) -> StreamsConfig:
         store_url=store_url,
         agents=options.agents,
         concurrency=options.concurrency,
+        fingerprint_concurrency=options.fingerprint_concurrency,
         intra_op_threads=options.intra_op_threads,
         image_batch_size=options.image_batch_size,
         image_batch_ms=options.image_batch_ms,

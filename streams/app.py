@@ -144,7 +144,8 @@ class StreamsApp:
         image_batch = (config.image_batch_size, config.image_batch_ms / 1000)
         if steps.fingerprint is not None:
             self._batch_agent("fingerprint", ["images.raw"], steps.fingerprint.process,
-                              self._executor("fingerprint", config.concurrency), *image_batch, config.concurrency)
+                              self._executor("fingerprint", config.fingerprint_actors), *image_batch,
+                              config.fingerprint_actors)
         if steps.segment is not None:
             self._batch_agent("segment", ["images.raw"], steps.segment.process,
                               self._executor("segment", config.concurrency), *image_batch, config.concurrency)

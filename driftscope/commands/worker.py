@@ -43,7 +43,12 @@ def worker(
     no_sink: Annotated[
         bool, typer.Option("--no-sink", help="leave out the sink and the retrain trigger (they need the store)")
     ] = False,
-    concurrency: Annotated[int, typer.Option(min=1, max=16, help="actors (and inference threads) per image agent")] = 2,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=16, help="actors (and inference threads) of the segment agent")
+    ] = 2,
+    fingerprint_concurrency: Annotated[
+        int | None, typer.Option(min=1, max=16, help="actors of the fingerprint agent (default: half of --concurrency)")
+    ] = None,
     threads: Annotated[int, typer.Option(min=1, help="onnxruntime intra-op threads per model")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="images per inference batch (at most)")] = 8,
     batch_ms: Annotated[float, typer.Option(min=1, help="longest wait to fill a batch, ms")] = 50.0,
@@ -61,8 +66,9 @@ def worker(
     if not selected:
         raise typer.BadParameter("no agent left to run")
     options = WorkerOptions(
-        agents=selected, concurrency=concurrency, intra_op_threads=threads, image_batch_size=batch_size,
-        image_batch_ms=batch_ms, web=web or web_port is not None, web_port=web_port, name=name,
+        agents=selected, concurrency=concurrency, fingerprint_concurrency=fingerprint_concurrency,
+        intra_op_threads=threads, image_batch_size=batch_size, image_batch_ms=batch_ms,
+        web=web or web_port is not None, web_port=web_port, name=name,
     )
     try:
         run_worker(load_settings(home=home), options)
