@@ -62,7 +62,7 @@ from schemas.blobstore import BlobStore  # noqa: E402
 from schemas.claimcheck import image_event  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.events import utcnow  # noqa: E402
-from streams.config import StreamsConfig  # noqa: E402
+from streams.config import StreamsConfig, default_fingerprint_actors  # noqa: E402
 
 _POOL = 16  # distinct images; the stream cycles through them under new ids
 
@@ -74,7 +74,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-images", type=int, default=100, help="images in the paced latency phase")
     parser.add_argument("--load", type=float, default=0.7, help="paced rate as a fraction of the measured throughput")
     parser.add_argument("--threads", type=int, default=1, help="worker: onnxruntime threads per model")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker: actors per image agent")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker: segment actors (fingerprint: half)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
     parser.add_argument("--workers", type=int, default=1,
                         help="processing worker processes; above 1 the sink runs in a worker of its own")
@@ -215,8 +215,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(
-        f"images {args.size}x{args.size}, worker threads {args.threads}, concurrency {args.concurrency}, "
-        f"batch {args.batch_size}"
+        f"images {args.size}x{args.size}, worker threads {args.threads}, concurrency {args.concurrency} "
+        f"(fingerprint {result['fingerprint_actors']}), batch {args.batch_size}"
     )
     print(f"bare onnxruntime (encoder + segmenter): {result['bare_images_per_s']:.2f} images/s")
     print(f"end to end (publish -> prediction row): {result['images_per_s']:.2f} images/s  ratio {result['ratio']:.3f}")
@@ -350,6 +350,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "workers": args.workers,
         "worker_threads": args.threads,
         "concurrency": args.concurrency,
+        "fingerprint_actors": default_fingerprint_actors(args.concurrency),
         "batch_size": args.batch_size,
         "bare_threads": args.bare_threads,
         "agents": agents,

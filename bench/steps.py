@@ -124,6 +124,11 @@ def steps_alone(args: argparse.Namespace, home: Path) -> dict[str, float]:
     batches = [records[i:i + args.batch_size] for i in range(0, len(records), args.batch_size)]
     segmenter.process(batches[0])  # warm-up: first runs allocate and optimise
     fingerprinter.process(batches[0])
+    cpu = time.process_time()
+    for batch in batches:  # one thread: what the steps cost when nothing runs beside them
+        segmenter.process(batch)
+        fingerprinter.process(batch)
+    serial_cpu_ms = (time.process_time() - cpu) * 1000 / len(records)
     fingerprint_actors = default_fingerprint_actors(args.concurrency)
     started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(args.concurrency) as segment_actors, ThreadPoolExecutor(fingerprint_actors) as fingerprint:
@@ -138,6 +143,7 @@ def steps_alone(args: argparse.Namespace, home: Path) -> dict[str, float]:
         "bare_images_per_s": bare,
         "ratio": len(records) / wall / bare,
         "cpu_ms_per_image": cpu_ms,
+        "one_thread_cpu_ms_per_image": serial_cpu_ms,
         "bare_cpu_ms_per_image": bare_cpu_ms,
         "segment_actors": args.concurrency,
         "fingerprint_actors": fingerprint_actors,
@@ -166,7 +172,8 @@ def main() -> None:
           f"{result['encoder_and_unet']:.2f})")
     if alone is not None:
         print(f"steps alone ({alone['segment_actors']} segment + {alone['fingerprint_actors']} fingerprint actors, "
-              f"no streaming): {alone['images_per_s']:.1f} images/s, {alone['cpu_ms_per_image']:.1f} CPU ms/image")
+              f"no streaming): {alone['images_per_s']:.1f} images/s, {alone['cpu_ms_per_image']:.1f} CPU ms/image "
+              f"({alone['one_thread_cpu_ms_per_image']:.1f} on one thread)")
         print(f"bare onnxruntime, same run: {alone['bare_images_per_s']:.1f} images/s, "
               f"{alone['bare_cpu_ms_per_image']:.1f} CPU ms/image")
         print(f"ratio {alone['ratio']:.2f}: the most the streaming pipeline's ratio can reach here")

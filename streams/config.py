@@ -76,8 +76,8 @@ class StreamsConfig(BaseModel):
     #: post-processing (instances, measurements) overlap the next batch's inference.
     concurrency: int = Field(default=2, ge=1, le=16)
     #: Actors of the fingerprint agent; by default half as many as the segment agent's (rounded up).
-    #: Its step costs about a third of the segment step's, so more actors only add threads that
-    #: contend for the cores (two instead of one cost 5% more CPU per image on two cores).
+    #: Its step costs about a third of the segment step's, so more actors would only add threads
+    #: that contend with the segment actors for the cores.
     fingerprint_concurrency: int | None = Field(default=None, ge=1, le=16)
     #: onnxruntime intra-op threads per session.
     intra_op_threads: int = Field(default=1, ge=1)

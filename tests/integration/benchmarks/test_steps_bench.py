@@ -24,4 +24,5 @@ def test_steps_bench_prints_one_json_line_with_every_piece() -> None:
     alone = result["steps_alone"]
     assert (alone["segment_actors"], alone["fingerprint_actors"]) == (2, 1)
     assert alone["images_per_s"] > 0 and alone["bare_images_per_s"] > 0
+    assert alone["cpu_ms_per_image"] > 0 and alone["one_thread_cpu_ms_per_image"] > 0
     assert alone["ratio"] == pytest.approx(alone["images_per_s"] / alone["bare_images_per_s"])
