@@ -105,7 +105,8 @@ def test_large_images_are_claim_checked_and_verified_on_read(tmp_path: Path) -> 
     np.testing.assert_array_equal(image_pixels(checked, store), inline.pixels)
 
     blob_file = tmp_path / "blobs" / BlobStore.key_of(checked.blob.uri)
-    blob_file.write_bytes(blob_file.read_bytes()[:-1] + b"\0")
+    data = blob_file.read_bytes()
+    blob_file.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # flip the last byte's bits
     with pytest.raises(BlobIntegrityError):
         image_pixels(checked, store)
 
