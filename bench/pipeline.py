@@ -56,6 +56,7 @@ from driftscope.kafka_admin import ensure_topics  # noqa: E402
 from driftscope.supervisor import CommandProcess  # noqa: E402
 from driftscope.tansu import TansuBroker, free_port  # noqa: E402
 from models.data.synthetic import SyntheticSpec, generate_batch  # noqa: E402
+from models.devices import DEVICES  # noqa: E402
 from models.registry import ARTIFACTS_DIR, Registry  # noqa: E402
 from models.runners import EncoderRunner, SegmenterRunner  # noqa: E402
 from schemas.blobstore import BlobStore  # noqa: E402
@@ -76,6 +77,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="worker: onnxruntime threads per model")
     parser.add_argument("--concurrency", type=int, default=2, help="worker: segment actors (fingerprint: half)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="where the networks run, in the worker and the bare run alike")
     parser.add_argument("--workers", type=int, default=1,
                         help="processing worker processes; above 1 the sink runs in a worker of its own")
     parser.add_argument(
@@ -171,6 +174,13 @@ class Bench:
         keys = ("processed", "batch_size_mean", "latency_ms_p50", "latency_ms_p99", "retries")
         return {name: {k: agent[k] for k in keys} for name, agent in snapshot["agents"].items()}
 
+    def providers(self) -> dict[str, str]:
+        """The onnxruntime provider of each served model, from the workers' status files."""
+        found: dict[str, str] = {}
+        for status in sorted((self.home / "workers").glob("*.json")):
+            found.update(json.loads(status.read_text()).get("providers", {}))
+        return found
+
     def count(self, prefix: str) -> int:
         return int(self.query(f"SELECT count() AS n FROM predictions WHERE image_id LIKE '{prefix}-%'")[0]["n"])
 
@@ -218,6 +228,7 @@ def main() -> None:
         f"images {args.size}x{args.size}, worker threads {args.threads}, concurrency {args.concurrency} "
         f"(fingerprint {result['fingerprint_actors']}), batch {args.batch_size}"
     )
+    print(f"onnxruntime providers: worker {result['providers']['worker']}, bare {result['providers']['bare']}")
     print(f"bare onnxruntime (encoder + segmenter): {result['bare_images_per_s']:.2f} images/s")
     print(f"end to end (publish -> prediction row): {result['images_per_s']:.2f} images/s  ratio {result['ratio']:.3f}")
     print(f"CPU per image: bare {result['bare_cpu_ms_per_image']:.1f} ms, worker processes "
@@ -239,13 +250,11 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     registry = Registry(BlobStore(blob_url))
     registry.bootstrap_from_baseline(args.artifacts)
     pool, _ = generate_batch(SyntheticSpec(size=(args.size, args.size)), _POOL, 0)
-    bare, bare_cpu_ms = bare_throughput(
-        EncoderRunner(registry.load_verified("encoder"), intra_op_threads=args.bare_threads,
-                      batch_size=args.batch_size),
-        SegmenterRunner(registry.load_verified("segmenter"), intra_op_threads=args.bare_threads,
-                        batch_size=args.batch_size),
-        pool, max(64, args.images // 2),
-    )
+    bare_encoder = EncoderRunner(registry.load_verified("encoder"), intra_op_threads=args.bare_threads,
+                                 batch_size=args.batch_size, device=args.device)
+    bare_segmenter = SegmenterRunner(registry.load_verified("segmenter"), intra_op_threads=args.bare_threads,
+                                     batch_size=args.batch_size, device=args.device)
+    bare, bare_cpu_ms = bare_throughput(bare_encoder, bare_segmenter, pool, max(64, args.images // 2))
 
     bench = Bench(args, home)
     with TansuBroker(home / "tansu") as broker:
@@ -271,6 +280,8 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             str(args.concurrency),
             "--batch-size",
             str(args.batch_size),
+            "--device",
+            args.device,
         ]
 
         def ready() -> bool:
@@ -329,6 +340,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             latencies = paced_latencies(
                 bench, producer, frames(pool, "lat", args.latency_images), rate=args.load * throughput
             )
+            providers = bench.providers()
         finally:
             peaks = [sampler.stop() for sampler in samplers]
             for worker in reversed(workers):
@@ -353,6 +365,8 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "fingerprint_actors": default_fingerprint_actors(args.concurrency),
         "batch_size": args.batch_size,
         "bare_threads": args.bare_threads,
+        "providers": {"worker": providers,
+                      "bare": {"segmenter": bare_segmenter.provider, "encoder": bare_encoder.provider}},
         "agents": agents,
         "cpu_ms_per_image_by_thread": by_thread,
     }

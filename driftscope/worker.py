@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from driftscope.kafka_admin import ensure_topics
 from driftscope.settings import Settings
 from driftscope.stack import apply_running_stack
+from models.devices import Device
 from models.registry import Registry
 from schemas.blobstore import BlobStore
 from streams.config import AGENT_NAMES, AgentName, StreamsConfig
@@ -33,6 +34,7 @@ class WorkerOptions:
     concurrency: int = 2
     fingerprint_concurrency: int | None = None
     intra_op_threads: int = 1
+    device: Device = "auto"
     image_batch_size: int = 8
     image_batch_ms: float = 50.0
     web: bool = False
@@ -75,6 +77,7 @@ def streams_config(settings: Settings, options: WorkerOptions) -> StreamsConfig:
         concurrency=options.concurrency,
         fingerprint_concurrency=options.fingerprint_concurrency,
         intra_op_threads=options.intra_op_threads,
+        device=options.device,
         image_batch_size=options.image_batch_size,
         image_batch_ms=options.image_batch_ms,
         web_enabled=options.web,
@@ -90,13 +93,29 @@ def _ensure_serving_models(blob_url: str) -> None:
         registry.bootstrap_from_baseline()
 
 
+def _check_device(device: Device) -> None:
+    """Refuse a device this onnxruntime cannot give before touching Kafka (``--device cuda`` on a CPU build)."""
+    from models.runners import execution_providers  # onnxruntime loads only when a worker runs
+
+    try:
+        execution_providers(device)
+    except ValueError as exc:
+        raise WorkerError(str(exc)) from exc
+
+
 def run_worker(settings: Settings, options: WorkerOptions) -> None:
     """Run one worker in this process until SIGTERM/SIGINT."""
     from streams.build import build_app  # Faust and onnxruntime load only when a worker runs
 
     settings = apply_running_stack(settings)
     config = streams_config(settings, options)
+    if options.agents & {"segment", "fingerprint"}:
+        _check_device(options.device)
     ensure_topics(settings.kafka.librdkafka_config())
     if options.agents & {"segment", "fingerprint", "retrain"}:
         _ensure_serving_models(config.blob_url)
-    build_app(config).run()
+    try:
+        app = build_app(config)
+    except ValueError as exc:  # e.g. --device cuda where onnxruntime's CUDA provider cannot start
+        raise WorkerError(str(exc)) from exc
+    app.run()

@@ -7,6 +7,11 @@ same functions the training loops call, so a served model sees exactly what it w
 Threading is explicit: ``intra_op_threads`` sizes onnxruntime's pool and spinning is off by
 default, because a spinning pool in a process that also runs torch (the trainer, the benchmark)
 or several sessions starves the other pools of the two shared cores.
+
+The device is explicit too: ``cpu``, ``cuda`` (onnxruntime's CUDA provider, which needs the
+``onnxruntime-gpu`` build in place of ``onnxruntime`` and a visible GPU; refused with the reason
+otherwise) or ``auto`` (CUDA when this onnxruntime can run on it, else the CPU). A runner says what
+it got in :attr:`provider`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 from skimage.transform import resize
 
+from models.devices import Device
 from models.measure import label_instances
 from models.preprocess import normalize, pad_to_multiple, unpad
 
@@ -28,6 +34,7 @@ __all__ = [
     "EncoderRunner",
     "SegmenterRunner",
     "encoder_input",
+    "execution_providers",
     "instances_from_probability",
     "model_input",
     "session_options",
@@ -49,6 +56,21 @@ def session_options(intra_op_threads: int = 1, *, allow_spinning: bool = False) 
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     return options
+
+
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+
+
+def execution_providers(device: Device) -> list[str]:
+    """onnxruntime providers for ``device``, in order of preference; ``cuda`` without CUDA raises ValueError."""
+    has_cuda = _CUDA in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise ValueError(
+            f"device 'cuda' needs onnxruntime's CUDA provider: install onnxruntime-gpu in place of onnxruntime "
+            f"(this onnxruntime {ort.__version__} offers {', '.join(ort.get_available_providers())})"
+        )
+    return [_CUDA, _CPU] if device != "cpu" and has_cuda else [_CPU]
 
 
 def model_input(image: np.ndarray, channels: int) -> np.ndarray:
@@ -79,13 +101,18 @@ class _Runner:
 
     def __init__(
         self, model: bytes | str | Path, *, intra_op_threads: int = 1, allow_spinning: bool = False,
-        batch_size: int = 8,
+        batch_size: int = 8, device: Device = "cpu",
     ) -> None:
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(
             source, session_options(intra_op_threads, allow_spinning=allow_spinning),
-            providers=["CPUExecutionProvider"],
+            providers=execution_providers(device),
         )
+        #: The provider that runs the model: onnxruntime falls back to the CPU when CUDA cannot start.
+        self.provider: str = self.session.get_providers()[0]
+        if device == "cuda" and self.provider != _CUDA:
+            raise ValueError(f"device 'cuda': onnxruntime could not start its CUDA provider (no GPU visible?); "
+                             f"it offered {self.provider}")
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k[len(_METADATA_PREFIX):]: v for k, v in meta.items() if k.startswith(_METADATA_PREFIX)}
         self.in_channels = int(self.metadata.get("in_channels", "1"))
@@ -98,10 +125,10 @@ class SegmenterRunner(_Runner):
 
     def __init__(
         self, model: bytes | str | Path, *, intra_op_threads: int = 1, allow_spinning: bool = False,
-        batch_size: int = 8,
+        batch_size: int = 8, device: Device = "cpu",
     ) -> None:
         super().__init__(model, intra_op_threads=intra_op_threads, allow_spinning=allow_spinning,
-                         batch_size=batch_size)
+                         batch_size=batch_size, device=device)
         if self.metadata.get("kind") != "segmenter":
             raise ValueError(f"not a driftscope segmenter export (kind={self.metadata.get('kind')!r})")
         self.size_multiple = int(self.metadata["size_multiple"])
@@ -133,10 +160,10 @@ class EncoderRunner(_Runner):
 
     def __init__(
         self, model: bytes | str | Path, *, intra_op_threads: int = 1, allow_spinning: bool = False,
-        batch_size: int = 8,
+        batch_size: int = 8, device: Device = "cpu",
     ) -> None:
         super().__init__(model, intra_op_threads=intra_op_threads, allow_spinning=allow_spinning,
-                         batch_size=batch_size)
+                         batch_size=batch_size, device=device)
         if self.metadata.get("kind") != "encoder":
             raise ValueError(f"not a driftscope encoder export (kind={self.metadata.get('kind')!r})")
         self.input_size = int(self.metadata["input_size"])

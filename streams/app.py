@@ -282,17 +282,20 @@ class StreamsApp:
     def status(self) -> dict[str, Any]:
         """What ``driftscope status`` shows for this worker."""
         steps = self.steps
-        models = {}
+        models, providers = {}, {}
         if steps.segment is not None:
-            models["segmenter"] = steps.segment.slot.version
+            runner, models["segmenter"] = steps.segment.slot.current
+            providers["segmenter"] = runner.provider
         if steps.fingerprint is not None:
-            models["encoder"] = steps.fingerprint.slot.version
+            encoder, models["encoder"] = steps.fingerprint.slot.current
+            providers["encoder"] = encoder.provider
         return {
             "worker": self.config.worker_name,
             "pid": os.getpid(),
             "agents": sorted(self.config.agents),
             "web": f"http://127.0.0.1:{self.config.web_port}" if self.config.web_enabled else None,
             "models": models,
+            "providers": providers,
             **self.counters.snapshot(),
         }
 
@@ -353,13 +356,13 @@ def refresh_models(registry: Registry, steps: Steps, config: StreamsConfig) -> l
     if segment is not None and serving.get("segmenter", segment.slot.version) != segment.slot.version:
         old = segment.slot.version
         seg_runner, version = load_segmenter(registry, serving["segmenter"], intra_op_threads=config.intra_op_threads,
-                                             batch_size=config.image_batch_size)
+                                             batch_size=config.image_batch_size, device=config.device)
         segment.slot.swap(seg_runner, version)
         swapped.append(("segmenter", old, version))
     if fingerprint is not None and serving.get("encoder", fingerprint.slot.version) != fingerprint.slot.version:
         old = fingerprint.slot.version
         enc_runner, version = load_encoder(registry, serving["encoder"], intra_op_threads=config.intra_op_threads,
-                                           batch_size=config.image_batch_size)
+                                           batch_size=config.image_batch_size, device=config.device)
         fingerprint.slot.swap(enc_runner, version)
         swapped.append(("encoder", old, version))
     return swapped

@@ -30,11 +30,11 @@ def build_steps(config: StreamsConfig) -> Steps:
     agents = config.agents
     if "segment" in agents:
         runner, version = load_segmenter(registry, intra_op_threads=config.intra_op_threads,
-                                         batch_size=config.image_batch_size)
+                                         batch_size=config.image_batch_size, device=config.device)
         steps.segment = Segmenter(ModelSlot(runner, version), blobs, pixel_budget=config.segment_pixel_budget)
     if "fingerprint" in agents:
         encoder, encoder_version = load_encoder(registry, intra_op_threads=config.intra_op_threads,
-                                                batch_size=config.image_batch_size)
+                                                batch_size=config.image_batch_size, device=config.device)
         steps.fingerprint = Fingerprinter(ModelSlot(encoder, encoder_version), blobs)
     if "drift" in agents:
         steps.drift = DriftWatch(blobs, namespace=config.app_id)

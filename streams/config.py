@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.devices import Device
+
 __all__ = ["AGENT_NAMES", "AgentName", "RetrainPolicy", "StreamsConfig", "default_fingerprint_actors"]
 
 AgentName = Literal["fingerprint", "segment", "drift", "sink", "retrain"]
@@ -81,6 +83,8 @@ class StreamsConfig(BaseModel):
     fingerprint_concurrency: int | None = Field(default=None, ge=1, le=16)
     #: onnxruntime intra-op threads per session.
     intra_op_threads: int = Field(default=1, ge=1)
+    #: Where the two networks run (see :mod:`models.runners`): ``auto`` takes CUDA when onnxruntime can.
+    device: Device = "auto"
     #: An image batch is at most this many images ...
     image_batch_size: int = Field(default=8, ge=1)
     #: ... or whatever arrived within this many milliseconds.

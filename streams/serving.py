@@ -16,6 +16,7 @@ import logging
 import threading
 from typing import Generic, TypeVar
 
+from models.devices import Device
 from models.registry import ModelKind, Registry
 from models.runners import EncoderRunner, SegmenterRunner
 
@@ -52,22 +53,26 @@ def _version(registry: Registry, kind: ModelKind, version: str | None) -> str:
 
 
 def load_segmenter(
-    registry: Registry, version: str | None = None, *, intra_op_threads: int = 1, batch_size: int = 8
+    registry: Registry, version: str | None = None, *, intra_op_threads: int = 1, batch_size: int = 8,
+    device: Device = "cpu",
 ) -> tuple[SegmenterRunner, str]:
     """The segmenter ``version`` (default: the serving one), verified, as an onnxruntime runner."""
     resolved = _version(registry, "segmenter", version)
     runner = SegmenterRunner(
-        registry.load_verified("segmenter", resolved), intra_op_threads=intra_op_threads, batch_size=batch_size
+        registry.load_verified("segmenter", resolved), intra_op_threads=intra_op_threads, batch_size=batch_size,
+        device=device,
     )
     return runner, resolved
 
 
 def load_encoder(
-    registry: Registry, version: str | None = None, *, intra_op_threads: int = 1, batch_size: int = 8
+    registry: Registry, version: str | None = None, *, intra_op_threads: int = 1, batch_size: int = 8,
+    device: Device = "cpu",
 ) -> tuple[EncoderRunner, str]:
     """The fingerprint encoder ``version`` (default: the serving one), verified, as a runner."""
     resolved = _version(registry, "encoder", version)
     runner = EncoderRunner(
-        registry.load_verified("encoder", resolved), intra_op_threads=intra_op_threads, batch_size=batch_size
+        registry.load_verified("encoder", resolved), intra_op_threads=intra_op_threads, batch_size=batch_size,
+        device=device,
     )
     return runner, resolved

@@ -162,6 +162,11 @@ def _print_lag(lag: list[PartitionLag]) -> None:
     stdout.print(table)
 
 
+def _on(provider: str | None) -> str:
+    """' on cpu' for CPUExecutionProvider: where a served model runs."""
+    return f" on {provider.removesuffix('ExecutionProvider').lower()}" if provider else ""
+
+
 def _print_workers(workers: list[dict[str, Any]]) -> None:
     if not workers:
         stdout.print("no running worker has written a status file")
@@ -169,7 +174,9 @@ def _print_workers(workers: list[dict[str, Any]]) -> None:
     table = Table("worker", "agent", "processed", "failed", "dead-lettered", "p50 ms", "p99 ms", "CPU s",
                   "last error", title="workers")
     for worker in workers:
-        models = ", ".join(f"{kind} {version}" for kind, version in (worker.get("models") or {}).items())
+        providers = worker.get("providers") or {}
+        models = ", ".join(f"{kind} {version}{_on(providers.get(kind))}"
+                           for kind, version in (worker.get("models") or {}).items())
         cpu = dict(worker.get("cpu_s") or {})
         table.add_row(f"{worker.get('worker')} (pid {worker.get('pid')})", f"serving: {models or '-'}", "", "", "", "",
                       "", _number(cpu.pop("process", None)), "")

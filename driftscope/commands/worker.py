@@ -24,6 +24,7 @@ from driftscope.commands.clients import ExitCode
 from driftscope.kafka_admin import TopicSetupError
 from driftscope.settings import load_settings
 from driftscope.worker import WorkerError, WorkerOptions, run_worker
+from models.devices import DEVICES, Device
 from streams.config import AGENT_NAMES, AgentName
 
 __all__ = ["worker"]
@@ -35,6 +36,12 @@ def _agents(spec: str) -> frozenset[AgentName]:
     if unknown or not names:
         raise typer.BadParameter(f"choose from {', '.join(AGENT_NAMES)} (comma-separated); got {spec!r}")
     return frozenset(cast(AgentName, name) for name in names)
+
+
+def _device(name: str) -> Device:
+    if name not in DEVICES:
+        raise typer.BadParameter(f"choose from {', '.join(DEVICES)}; got {name!r}")
+    return cast(Device, name)
 
 
 def worker(
@@ -50,6 +57,10 @@ def worker(
         int | None, typer.Option(min=1, max=16, help="actors of the fingerprint agent (default: half of --concurrency)")
     ] = None,
     threads: Annotated[int, typer.Option(min=1, help="onnxruntime intra-op threads per model")] = 1,
+    device: Annotated[
+        str, typer.Option(help="where the networks run: auto, cpu or cuda (auto takes CUDA when onnxruntime can: "
+                          "the onnxruntime-gpu build and a GPU)")
+    ] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="images per inference batch (at most)")] = 8,
     batch_ms: Annotated[float, typer.Option(min=1, help="longest wait to fill a batch, ms")] = 50.0,
     web: Annotated[bool, typer.Option("--web/--no-web", help="serve counters and queries on 127.0.0.1")] = False,
@@ -67,7 +78,7 @@ def worker(
         raise typer.BadParameter("no agent left to run")
     options = WorkerOptions(
         agents=selected, concurrency=concurrency, fingerprint_concurrency=fingerprint_concurrency,
-        intra_op_threads=threads, image_batch_size=batch_size, image_batch_ms=batch_ms,
+        intra_op_threads=threads, device=_device(device), image_batch_size=batch_size, image_batch_ms=batch_ms,
         web=web or web_port is not None, web_port=web_port, name=name,
     )
     try:

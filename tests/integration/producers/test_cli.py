@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
@@ -170,3 +171,16 @@ def test_watch_once_publishes_new_files_and_remembers_them(tansu_broker: str, tm
     assert second.exit_code == 0, second.output
     assert [json.loads(line)["published"] for line in second.stdout.splitlines()] == [str(inbox / "two.png")]
     assert list((tmp_path / "home" / "watch").glob("scope-w-*.jsonl"))
+
+
+@pytest.mark.parametrize(("device", "says"), [("gpu", "choose from auto, cpu, cuda"), ("cuda", "onnxruntime-gpu")])
+def test_a_worker_device_the_machine_cannot_give_is_refused_before_any_kafka(
+    tmp_path: Path, device: str, says: str
+) -> None:
+    if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    # An unreachable broker: the refusal must come before the worker tries it.
+    env = _env(tmp_path, DRIFTSCOPE_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9")
+    result = CliRunner().invoke(app, ["worker", "--device", device, "--agents", "segment"], env=env)
+    assert result.exit_code == 2, result.output
+    assert says in result.output

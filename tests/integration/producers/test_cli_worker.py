@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 
 from driftscope.kafka_admin import ensure_topics
@@ -68,9 +69,14 @@ def test_simulate_then_query_and_status_through_the_worker(broker: str, tmp_path
         assert shown["store_error"] is None
         [worker_status] = shown["workers"]
         assert worker_status["models"]["segmenter"]
+        # --device auto (the default): CUDA where onnxruntime can run on it, else the CPU.
+        expected = "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() else \
+            "CPUExecutionProvider"
+        assert worker_status["providers"] == {"segmenter": expected, "encoder": expected}
         assert worker_status["cpu_s"]["segment"] > 0 and worker_status["cpu_s"]["process"] > 0
-        table = _cli(home, {**env, "COLUMNS": "200"}, "status")
+        table = _cli(home, {**env, "COLUMNS": "300"}, "status")  # wide enough that no cell wraps
         assert table.returncode == 0 and "event_loop" in table.stdout and "CPU s" in table.stdout, table.stdout
+        assert f" on {expected.removesuffix('ExecutionProvider').lower()}" in table.stdout, table.stdout
         assert any(row["topic"] == "images.raw" for row in shown["lag"])
     finally:
         worker.stop()

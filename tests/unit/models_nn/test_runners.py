@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
 from models.preprocess import normalize
-from models.runners import EncoderRunner, SegmenterRunner, encoder_input, instances_from_probability
+from models.runners import (
+    EncoderRunner,
+    SegmenterRunner,
+    encoder_input,
+    execution_providers,
+    instances_from_probability,
+)
 
 
 def _model(nodes: list[onnx.NodeProto], outputs: list[onnx.ValueInfoProto], metadata: dict[str, str]) -> bytes:
@@ -91,3 +98,21 @@ def test_instances_split_touching_discs_and_drop_specks() -> None:
     probability[2, 2] = 0.9
     labels = instances_from_probability(probability)
     assert labels.max() == 2
+
+
+_HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def test_cpu_is_always_the_cpu_and_auto_takes_cuda_only_when_onnxruntime_has_it() -> None:
+    assert execution_providers("cpu") == ["CPUExecutionProvider"]
+    expected = ["CUDAExecutionProvider", "CPUExecutionProvider"] if _HAS_CUDA else ["CPUExecutionProvider"]
+    assert execution_providers("auto") == expected
+    assert SegmenterRunner(sigmoid_segmenter()).provider == "CPUExecutionProvider"
+
+
+@pytest.mark.skipif(_HAS_CUDA, reason="this onnxruntime has the CUDA provider")
+def test_cuda_without_the_cuda_provider_is_refused_with_what_to_install() -> None:
+    with pytest.raises(ValueError, match="install onnxruntime-gpu in place of onnxruntime"):
+        execution_providers("cuda")
+    with pytest.raises(ValueError, match="onnxruntime-gpu"):
+        SegmenterRunner(sigmoid_segmenter(), device="cuda")
