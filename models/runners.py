@@ -96,6 +96,25 @@ def instances_from_probability(probability: np.ndarray, threshold: float = THRES
     return label_instances(probability > threshold, watershed=True, min_area=MIN_OBJECT_AREA)
 
 
+def _session(source: bytes | str, options: ort.SessionOptions, device: Device) -> ort.InferenceSession:
+    """A session on ``device``; ``auto`` falls back to the CPU, ``cuda`` raises ValueError saying why."""
+    providers = execution_providers(device)
+    try:
+        session = ort.InferenceSession(source, options, providers=providers)
+    except (RuntimeError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
+        if _CUDA not in providers:
+            raise
+        # A bad model fails on the CPU too and raises here, as it would without CUDA.
+        on_cpu = ort.InferenceSession(source, options, providers=[_CPU])
+        if device == "cuda":
+            raise ValueError(f"device 'cuda': onnxruntime could not start its CUDA provider: {exc}") from exc
+        return on_cpu  # auto: no usable GPU here
+    if device == "cuda" and session.get_providers()[0] != _CUDA:
+        raise ValueError(f"device 'cuda': onnxruntime could not start its CUDA provider (no GPU visible?); "
+                         f"it runs on {session.get_providers()[0]}")
+    return session
+
+
 class _Runner:
     """An onnxruntime session on a driftscope export, with its metadata."""
 
@@ -103,16 +122,10 @@ class _Runner:
         self, model: bytes | str | Path, *, intra_op_threads: int = 1, allow_spinning: bool = False,
         batch_size: int = 8, device: Device = "cpu",
     ) -> None:
-        source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(
-            source, session_options(intra_op_threads, allow_spinning=allow_spinning),
-            providers=execution_providers(device),
-        )
-        #: The provider that runs the model: onnxruntime falls back to the CPU when CUDA cannot start.
+        self.session = _session(model if isinstance(model, bytes) else str(model),
+                                session_options(intra_op_threads, allow_spinning=allow_spinning), device)
+        #: The provider that runs the model (``auto`` ends on the CPU when CUDA cannot start).
         self.provider: str = self.session.get_providers()[0]
-        if device == "cuda" and self.provider != _CUDA:
-            raise ValueError(f"device 'cuda': onnxruntime could not start its CUDA provider (no GPU visible?); "
-                             f"it offered {self.provider}")
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k[len(_METADATA_PREFIX):]: v for k, v in meta.items() if k.startswith(_METADATA_PREFIX)}
         self.in_channels = int(self.metadata.get("in_channels", "1"))

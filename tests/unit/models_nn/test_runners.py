@@ -116,3 +116,39 @@ def test_cuda_without_the_cuda_provider_is_refused_with_what_to_install() -> Non
         execution_providers("cuda")
     with pytest.raises(ValueError, match="onnxruntime-gpu"):
         SegmenterRunner(sigmoid_segmenter(), device="cuda")
+
+
+def _offer_cuda(monkeypatch: pytest.MonkeyPatch, *, starts: bool) -> None:
+    """Make this CPU onnxruntime claim the CUDA provider; a session asking for it raises unless ``starts``.
+
+    With ``starts`` the real CPU build is asked for CUDA and runs on the CPU, which is what
+    onnxruntime-gpu does on a machine without a visible GPU.
+    """
+    real_session = ort.InferenceSession
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+
+    def session(source: bytes | str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
+        if "CUDAExecutionProvider" in providers and not starts:
+            raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        return real_session(source, options, providers=[p for p in providers if p != "CUDAExecutionProvider"])
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+
+
+@pytest.mark.parametrize("starts", [True, False])
+def test_auto_ends_on_the_cpu_and_cuda_is_refused_when_the_cuda_provider_cannot_run(
+    monkeypatch: pytest.MonkeyPatch, starts: bool
+) -> None:
+    _offer_cuda(monkeypatch, starts=starts)
+    assert execution_providers("auto") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    runner = SegmenterRunner(sigmoid_segmenter(), device="auto")
+    assert runner.provider == "CPUExecutionProvider"
+    assert runner.predict([np.zeros((16, 16), np.float32)])[0].shape == (16, 16)
+    with pytest.raises(ValueError, match="could not start its CUDA provider"):
+        SegmenterRunner(sigmoid_segmenter(), device="cuda")
+
+
+def test_a_bad_model_is_a_model_error_not_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _offer_cuda(monkeypatch, starts=False)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidProtobuf):
+        SegmenterRunner(b"not an onnx model", device="cuda")
