@@ -75,7 +75,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-images", type=int, default=100, help="images in the paced latency phase")
     parser.add_argument("--load", type=float, default=0.7, help="paced rate as a fraction of the measured throughput")
     parser.add_argument("--threads", type=int, default=1, help="worker: onnxruntime threads per model")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker: segment actors (fingerprint: half)")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker: segment actors")
+    parser.add_argument("--fingerprint-concurrency", type=int, default=None,
+                        help="worker: fingerprint actors (default: half of --concurrency, rounded up)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where the networks run, in the worker and the bare run alike")
@@ -282,6 +284,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             str(args.batch_size),
             "--device",
             args.device,
+            *(["--fingerprint-concurrency", str(args.fingerprint_concurrency)] if args.fingerprint_concurrency else []),
         ]
 
         def ready() -> bool:
@@ -362,7 +365,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "workers": args.workers,
         "worker_threads": args.threads,
         "concurrency": args.concurrency,
-        "fingerprint_actors": default_fingerprint_actors(args.concurrency),
+        "fingerprint_actors": args.fingerprint_concurrency or default_fingerprint_actors(args.concurrency),
         "batch_size": args.batch_size,
         "bare_threads": args.bare_threads,
         "providers": {"worker": providers,
