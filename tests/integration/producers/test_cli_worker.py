@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import onnxruntime as ort
 import pytest
@@ -63,9 +64,18 @@ def test_simulate_then_query_and_status_through_the_worker(broker: str, tmp_path
         refused = _cli(home, env, "query", "DROP TABLE predictions")
         assert refused.returncode == 1
 
-        status = _cli(home, env, "status", "--json")
-        assert status.returncode == 0, status.stderr
-        shown = json.loads(status.stdout)
+        # The worker rewrites its status file every few seconds: wait for one written after the images went through.
+        snapshots: list[dict[str, Any]] = []
+
+        def status_after_the_images() -> bool:
+            status = _cli(home, env, "status", "--json")
+            assert status.returncode == 0, status.stderr
+            snapshots.append(json.loads(status.stdout))
+            listed = snapshots[-1]["workers"]
+            return bool(listed) and all("segment" in (entry.get("cpu_s") or {}) for entry in listed)
+
+        assert wait_for(status_after_the_images, timeout=60, interval=1), snapshots[-1]
+        shown = snapshots[-1]
         assert shown["store_error"] is None
         [worker_status] = shown["workers"]
         assert worker_status["models"]["segmenter"]
