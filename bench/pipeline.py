@@ -176,12 +176,19 @@ class Bench:
         keys = ("processed", "batch_size_mean", "latency_ms_p50", "latency_ms_p99", "retries")
         return {name: {k: agent[k] for k in keys} for name, agent in snapshot["agents"].items()}
 
-    def providers(self) -> dict[str, str]:
-        """The onnxruntime provider of each served model, from the workers' status files."""
-        found: dict[str, str] = {}
-        for status in sorted((self.home / "workers").glob("*.json")):
-            found.update(json.loads(status.read_text()).get("providers", {}))
-        return found
+    def providers(self, timeout: float = 30.0) -> dict[str, str]:
+        """The onnxruntime provider of each served model, from the workers' status files.
+
+        A worker writes its first status file a few seconds after it starts: a short run may end sooner.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found: dict[str, str] = {}
+            for status in sorted((self.home / "workers").glob("*.json")):
+                found.update(json.loads(status.read_text()).get("providers", {}))
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
 
     def count(self, prefix: str) -> int:
         return int(self.query(f"SELECT count() AS n FROM predictions WHERE image_id LIKE '{prefix}-%'")[0]["n"])
