@@ -63,7 +63,7 @@ from schemas.blobstore import BlobStore  # noqa: E402
 from schemas.claimcheck import image_event  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.events import utcnow  # noqa: E402
-from streams.config import StreamsConfig, default_fingerprint_actors  # noqa: E402
+from streams.config import StreamsConfig, fingerprint_actors  # noqa: E402
 
 _POOL = 16  # distinct images; the stream cycles through them under new ids
 
@@ -372,7 +372,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "workers": args.workers,
         "worker_threads": args.threads,
         "concurrency": args.concurrency,
-        "fingerprint_actors": args.fingerprint_concurrency or default_fingerprint_actors(args.concurrency),
+        "fingerprint_actors": fingerprint_actors(args.concurrency, args.fingerprint_concurrency),
         "batch_size": args.batch_size,
         "bare_threads": args.bare_threads,
         "providers": {"worker": providers,

@@ -37,7 +37,7 @@ from schemas.blobstore import BlobStore
 from schemas.claimcheck import array_to_blob, image_event
 from schemas.codec import decode, encode
 from schemas.events import utcnow
-from streams.config import default_fingerprint_actors
+from streams.config import fingerprint_actors
 from streams.drift.evaluation import ServedModels
 from streams.fingerprint import Fingerprinter
 from streams.messages import RawMessage
@@ -78,11 +78,11 @@ def image_records(size: int, count: int) -> tuple[list[np.ndarray], list[bytes]]
     return images, frames
 
 
-def measure(args: argparse.Namespace, home: Path) -> dict[str, float]:
-    served = ServedModels.from_baseline(args.artifacts, batch_size=args.batch_size)
+def measure(
+    args: argparse.Namespace, home: Path, served: ServedModels, images: list[np.ndarray], frames: list[bytes]
+) -> dict[str, float]:
     encoder, segmenter = served.encoder, served.segmenter
     blobs = BlobStore(str(home / "blobs"))
-    images, frames = image_records(args.size, args.images)
     batches = [images[i:i + args.batch_size] for i in range(0, len(images), args.batch_size)]
     probabilities = [p for batch in batches for p in segmenter.predict(batch)]
     labels = [instances_from_probability(p) for p in probabilities]
@@ -109,14 +109,14 @@ def measure(args: argparse.Namespace, home: Path) -> dict[str, float]:
     }
 
 
-def steps_alone(args: argparse.Namespace, home: Path) -> dict[str, float]:
+def steps_alone(
+    args: argparse.Namespace, home: Path, served: ServedModels, images: list[np.ndarray], frames: list[bytes]
+) -> dict[str, float]:
     """Images/s of the two image steps with the worker's actors and nothing else, next to bare onnxruntime."""
-    images, frames = image_records(args.size, args.images)
     every_core = ServedModels.from_baseline(args.artifacts, intra_op_threads=os.cpu_count() or 1,
                                             batch_size=args.batch_size)
     bare, bare_cpu_ms = bare_throughput(every_core.encoder, every_core.segmenter, np.stack(images),
                                         args.throughput_images)
-    served = ServedModels.from_baseline(args.artifacts, batch_size=args.batch_size)
     blobs = BlobStore(str(home / "alone"))
     segmenter = Segmenter(ModelSlot(served.segmenter, served.model_version), blobs)
     fingerprinter = Fingerprinter(ModelSlot(served.encoder, served.encoder_version), blobs)
@@ -129,9 +129,9 @@ def steps_alone(args: argparse.Namespace, home: Path) -> dict[str, float]:
         segmenter.process(batch)
         fingerprinter.process(batch)
     serial_cpu_ms = (time.process_time() - cpu) * 1000 / len(records)
-    fingerprint_actors = default_fingerprint_actors(args.concurrency)
+    fingerprint_threads = fingerprint_actors(args.concurrency)
     started, cpu = time.perf_counter(), time.process_time()
-    with ThreadPoolExecutor(args.concurrency) as segment_actors, ThreadPoolExecutor(fingerprint_actors) as fingerprint:
+    with ThreadPoolExecutor(args.concurrency) as segment_actors, ThreadPoolExecutor(fingerprint_threads) as fingerprint:
         futures = [actors.submit(step, batch) for batch in batches
                    for actors, step in ((segment_actors, segmenter.process), (fingerprint, fingerprinter.process))]
         processed = sum(future.result().processed for future in futures)
@@ -146,15 +146,18 @@ def steps_alone(args: argparse.Namespace, home: Path) -> dict[str, float]:
         "one_thread_cpu_ms_per_image": serial_cpu_ms,
         "bare_cpu_ms_per_image": bare_cpu_ms,
         "segment_actors": args.concurrency,
-        "fingerprint_actors": fingerprint_actors,
+        "fingerprint_actors": fingerprint_threads,
     }
 
 
 def main() -> None:
     args = parse_args()
+    # One thread per session, as in the worker; both measurements use these models and images.
+    served = ServedModels.from_baseline(args.artifacts, batch_size=args.batch_size)
+    images, frames = image_records(args.size, args.images)
     with tempfile.TemporaryDirectory(prefix="ds-steps-") as home:
-        pieces = measure(args, Path(home))
-        alone = steps_alone(args, Path(home)) if args.throughput_images > 0 else None
+        pieces = measure(args, Path(home), served, images, frames)
+        alone = steps_alone(args, Path(home), served, images, frames) if args.throughput_images > 0 else None
     result: dict[str, object] = {
         "size": args.size,
         "cpu_ms_per_image": pieces,

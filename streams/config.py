@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.devices import Device
 
-__all__ = ["AGENT_NAMES", "AgentName", "RetrainPolicy", "StreamsConfig", "default_fingerprint_actors"]
+__all__ = ["AGENT_NAMES", "AgentName", "RetrainPolicy", "StreamsConfig", "fingerprint_actors"]
 
 AgentName = Literal["fingerprint", "segment", "drift", "sink", "retrain"]
 AGENT_NAMES: tuple[AgentName, ...] = ("fingerprint", "segment", "drift", "sink", "retrain")
@@ -42,9 +42,9 @@ class RetrainPolicy(BaseModel):
     hyperparameters: dict[str, float | int | str] = Field(default_factory=dict)
 
 
-def default_fingerprint_actors(segment_actors: int) -> int:
-    """Half the segment agent's actors, rounded up: its step costs about a third of the segment step's."""
-    return -(-segment_actors // 2)
+def fingerprint_actors(segment_actors: int, chosen: int | None = None) -> int:
+    """``chosen``, or by default half the segment agent's actors, rounded up (its step costs a third as much)."""
+    return chosen or -(-segment_actors // 2)
 
 
 class StreamsConfig(BaseModel):
@@ -114,7 +114,7 @@ class StreamsConfig(BaseModel):
 
     @property
     def fingerprint_actors(self) -> int:
-        return self.fingerprint_concurrency or default_fingerprint_actors(self.concurrency)
+        return fingerprint_actors(self.concurrency, self.fingerprint_concurrency)
 
     @model_validator(mode="after")
     def _consistent(self) -> StreamsConfig:

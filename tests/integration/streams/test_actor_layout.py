@@ -9,7 +9,7 @@ import pytest
 from driftscope.settings import KafkaSettings, Settings
 from driftscope.worker import WorkerOptions, streams_config
 from streams.app import Steps, StreamsApp
-from streams.config import StreamsConfig, default_fingerprint_actors
+from streams.config import StreamsConfig, fingerprint_actors
 from streams.fingerprint import Fingerprinter
 from streams.segment import Segmenter
 from streams.serving import ModelSlot, load_encoder, load_segmenter
@@ -18,7 +18,7 @@ from tests.e2e.harness import bootstrap_models
 
 @pytest.mark.parametrize(("segment", "fingerprint"), [(1, 1), (2, 1), (3, 2), (8, 4)])
 def test_the_fingerprint_agent_gets_half_the_segment_actors_rounded_up(segment: int, fingerprint: int) -> None:
-    assert default_fingerprint_actors(segment) == fingerprint
+    assert fingerprint_actors(segment) == fingerprint
 
 
 def _app(tmp_path: Path, **options: int) -> StreamsApp:
